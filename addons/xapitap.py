@@ -1,0 +1,20 @@
+"""xapitap: turn learning platforms' analytics traffic into xAPI statements.
+
+Usage:
+    mitmdump -s addons/xapitap.py [--set xapi_lrs_endpoint=URL --set xapi_lrs_username=USER
+        --set xapi_lrs_password=PASS] [--set xapi_store=PATH] [--set xapi_answer_locally=true]
+
+All logic lives in the `xapitap` package (src/xapitap); this file only loads it. Run from a
+checkout, it finds the package in ../src even when it is not installed.
+"""
+
+import sys
+from pathlib import Path
+
+_SRC = Path(__file__).resolve().parent.parent / "src"
+if (_SRC / "xapitap").is_dir() and str(_SRC) not in sys.path:
+    sys.path.insert(0, str(_SRC))
+
+from xapitap.addon import XapiTap  # noqa: E402
+
+addons = [XapiTap()]

@@ -1,0 +1,5 @@
+import sys
+
+from xapitap.cli import main
+
+sys.exit(main())

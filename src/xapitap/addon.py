@@ -1,0 +1,198 @@
+"""The mitmproxy addon: watch requests, queue the analytics ones, keep and forward statements.
+
+The hook never does I/O: it matches the request (cheap for everything else), copies it into a
+`Capture` and queues it. The intake thread translates and stores; the forwarder thread sends.
+Unless `xapi_answer_locally` is on, the learner's traffic is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+
+from mitmproxy import ctx
+from mitmproxy import exceptions
+from mitmproxy import http
+from mitmproxy.addonmanager import Loader
+
+from xapitap import answers
+from xapitap import settings as opts
+from xapitap.capture import Capture
+from xapitap.decoding import DecodeError
+from xapitap.decoding import decompress
+from xapitap.forwarder import Forwarder
+from xapitap.intake import Intake
+from xapitap.matching import Matcher
+from xapitap.matching import RuleMatch
+from xapitap.pipeline import Pipeline
+from xapitap.platforms import all_adapters
+from xapitap.pseudonym import Pseudonymizer
+from xapitap.pseudonym import key_path_for
+from xapitap.pseudonym import load_or_create_key
+from xapitap.store import Store
+
+log = logging.getLogger("xapitap")
+
+
+class XapiTap:
+    def __init__(self) -> None:
+        self.settings: opts.Settings | None = None
+        self.matcher: Matcher | None = None
+        self.intake: Intake | None = None
+        self.forwarder: Forwarder | None = None
+
+    def load(self, loader: Loader) -> None:
+        for name, (typespec, default, help_text) in opts.OPTIONS.items():
+            loader.add_option(name, typespec, default, help_text)
+
+    def configure(self, updated: set[str]) -> None:
+        problems = opts.misspelled(ctx.options.deferred)
+        if problems:
+            raise exceptions.OptionsError("; ".join(problems))
+        if not updated & opts.OPTIONS.keys():
+            return
+        values = {name: getattr(ctx.options, name) for name in opts.OPTIONS}
+        try:
+            new = opts.parse(values, [a.name for a in all_adapters()])
+        except ValueError as e:
+            raise exceptions.OptionsError(str(e)) from None
+        started = self.intake is not None and self.settings is not None
+        if started and _restart_needed(self.settings, new):
+            raise exceptions.OptionsError(
+                "xapi_store, xapi_lrs_* and xapi_max_body_bytes apply at start; restart"
+            )
+        rules = [rule for adapter in all_adapters() for rule in adapter.rules]
+        self.matcher = Matcher(rules, new.extra_hosts)
+        self.settings = new
+
+    def running(self) -> None:
+        assert self.settings is not None, "configure() runs before running()"
+        self.start(self.settings)
+
+    def start(self, s: opts.Settings) -> None:
+        """Open the store and start the intake and forwarder threads."""
+        Store(s.store).close()  # creates the file and schema, and fails early if it can't
+        pipeline = Pipeline(
+            Pseudonymizer(load_or_create_key(key_path_for(s.store))), s.max_body_bytes
+        )
+        if s.lrs is not None:
+            self.forwarder = Forwarder(s.store, s.lrs)
+            self.forwarder.start()
+        self.intake = Intake(
+            pipeline,
+            s.store,
+            targets=[s.lrs.key] if s.lrs else [],
+            max_body_bytes=s.max_body_bytes,
+            on_stored=self.forwarder.wake if self.forwarder else lambda: None,
+        )
+        self.intake.start()
+        where = f"forwarding to {s.lrs.endpoint}" if s.lrs else "no LRS configured"
+        log.info("xapitap: storing statements in %s; %s", s.store, where)
+
+    async def done(self) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def stop(self) -> None:
+        """Store everything queued, then give the LRS forwarder its flush time."""
+        if self.intake is not None:
+            self.intake.stop(timeout=60)
+            self.intake = None
+        if self.forwarder is not None:
+            assert self.settings is not None
+            self.forwarder.stop(self.settings.flush_seconds)
+            self.forwarder = None
+
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        if self.matcher is None or self.intake is None or self.settings is None:
+            return None
+        req = flow.request
+        if req.method == "OPTIONS":
+            self._preflight(flow)
+            return None
+        match = self.matcher.match(
+            req.method,
+            req.pretty_host.lower(),
+            req.path.split("?", 1)[0],
+            req.headers.get,
+            _body_reader(req, self.settings.max_body_bytes),
+        )
+        if match is None:
+            return None
+        if self.settings.answer_locally and flow.live and flow.response is None:
+            flow.response = answers.answer(req)
+        capture = _capture(flow)
+        if capture is None:
+            log.warning("%s request body was streamed, not captured", match.rule.name)
+            return None
+        if self.intake.has_room():
+            self.intake.submit(match, capture)
+            return None
+        return self._submit_when_room(match, capture)
+
+    async def _submit_when_room(self, match: RuleMatch, capture: Capture) -> None:
+        # Backpressure instead of loss: only this request waits, the event loop does not.
+        intake = self.intake
+        while intake is not None and not intake.has_room():
+            await asyncio.sleep(0.01)
+        if intake is not None:
+            intake.submit(match, capture)
+
+    def _preflight(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        wanted = req.headers.get("access-control-request-method")
+        if not (self.settings and self.settings.answer_locally and wanted and self.matcher):
+            return
+        match = self.matcher.match(
+            wanted.upper(),
+            req.pretty_host.lower(),
+            req.path.split("?", 1)[0],
+            req.headers.get,
+            lambda: b"",
+        )
+        # Rules that need to see a body cannot judge a preflight: leave those to the platform.
+        if match and match.rule.body_check is None and flow.live and flow.response is None:
+            flow.response = answers.answer_preflight(req)
+
+
+def _restart_needed(old: opts.Settings | None, new: opts.Settings) -> bool:
+    if old is None:
+        return False
+    return (old.store, old.lrs, old.max_body_bytes) != (new.store, new.lrs, new.max_body_bytes)
+
+
+def _body_reader(req: http.Request, max_bytes: int) -> Callable[[], bytes]:
+    cache: list[bytes] = []
+
+    def body() -> bytes:
+        if not cache:
+            raw = req.raw_content or b""
+            try:
+                cache.append(decompress(raw, req.headers.get("content-encoding"), max_bytes))
+            except DecodeError:
+                cache.append(raw)
+        return cache[0]
+
+    return body
+
+
+def _capture(flow: http.HTTPFlow) -> Capture | None:
+    req = flow.request
+    if req.raw_content is None:
+        return None
+    path, _, query = req.path.partition("?")
+    return Capture(
+        method=req.method,
+        scheme=req.scheme,
+        host=req.pretty_host.lower(),
+        port=req.port,
+        path=path,
+        query=query,
+        headers=tuple((k.lower(), v) for k, v in req.headers.items(multi=True)),
+        body=req.raw_content,
+        received_at=datetime.fromtimestamp(req.timestamp_start, UTC),
+        flow_id=flow.id,
+    )

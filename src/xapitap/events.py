@@ -1,0 +1,89 @@
+"""Platform-neutral video events: what every platform adapter produces.
+
+An adapter reads one platform's wire format and says what happened in the player, in seconds
+and UTC, with the activities involved. Everything after it (sessions, xAPI) is shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+
+
+class Kind(StrEnum):
+    INITIALIZED = "initialized"
+    PLAYED = "played"
+    PAUSED = "paused"
+    SEEKED = "seeked"
+    INTERACTED = "interacted"
+    COMPLETED = "completed"
+    TERMINATED = "terminated"
+    # The platform reports a watched stretch [segment_from, segment_to] after the fact.
+    WATCHED = "watched"
+    # A heartbeat or progress ping: evidence of the playhead, no player action of its own.
+    PROGRESS = "progress"
+
+
+class Activity(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str  # an IRI; see docs/activity-ids.md for each platform's scheme
+    type: str
+    name: str | None = None
+
+
+class Interaction(BaseModel):
+    """A change of player settings; only the fields that changed are set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    quality: str | None = None
+    cc_enabled: bool | None = None
+    cc_language: str | None = None
+    volume: float | None = Field(default=None, ge=0, le=1)
+    speed: str | None = None
+    full_screen: bool | None = None
+
+
+class VideoEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    platform: str  # adapter id, e.g. "udemy"
+    platform_name: str  # shown as context.platform, e.g. "Udemy"
+    origin: str  # the platform's origin, the actor's account homePage
+    rule: str  # the endpoint rule that matched
+    source_event_id: str  # the platform's own event id, or a hash of the raw event
+    kind: Kind
+    timestamp: datetime  # when it happened, UTC
+    user_ref: str  # the platform's identifier of the learner: never emitted, only hashed
+    user_ref_kind: str  # which field user_ref came from, e.g. "userId" or "anonymousId"
+    video: Activity
+    parents: tuple[Activity, ...] = ()
+    groupings: tuple[Activity, ...] = ()
+    session_key: str | None = None  # the platform's own playback session id, if any
+    position: float | None = None  # playhead, seconds
+    seek_from: float | None = None
+    seek_to: float | None = None
+    segment_from: float | None = None
+    segment_to: float | None = None
+    length: float | None = None  # video length, seconds
+    interaction: Interaction | None = None
+
+
+@dataclass
+class Extraction:
+    """What an adapter made of one decoded request body."""
+
+    events: list[VideoEvent] = field(default_factory=list)
+    # Events that were understood but have no xAPI mapping, with the reason.
+    ignored: list[str] = field(default_factory=list)
+
+
+class PayloadError(ValueError):
+    """The body decoded, but is not the shape this endpoint sends; the message says why."""

@@ -1,0 +1,86 @@
+"""One analytics request in, xAPI statements out: decode → platform events → session → xAPI.
+
+Pure apart from the session state it keeps; it never touches mitmproxy, the network or disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
+
+from pydantic import ValidationError
+
+from xapitap.capture import Capture
+from xapitap.decoding import DecodeError
+from xapitap.decoding import decode_body
+from xapitap.events import PayloadError
+from xapitap.events import VideoEvent
+from xapitap.matching import EndpointRule
+from xapitap.matching import Matcher
+from xapitap.matching import RuleMatch
+from xapitap.platforms import all_adapters
+from xapitap.platforms.base import Adapter
+from xapitap.pseudonym import Pseudonymizer
+from xapitap.session import VideoSessions
+from xapitap.xapi import models as m
+from xapitap.xapi.translate import translate
+
+
+@dataclass
+class Outcome:
+    # Each statement with the event it came from (for its provenance in the store).
+    statements: list[tuple[m.Statement, VideoEvent]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    # Why the request, or an event in it, could not be read (malformed, too large, ...).
+    errors: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        pseudonymizer: Pseudonymizer,
+        max_body_bytes: int,
+        adapters: Iterable[Adapter] | None = None,
+        sessions: VideoSessions | None = None,
+    ) -> None:
+        self._adapters = {a.name: a for a in (adapters or all_adapters())}
+        self._pseudonymizer = pseudonymizer
+        self._max_body_bytes = max_body_bytes
+        self.sessions = sessions or VideoSessions()
+
+    def rules(self) -> list[EndpointRule]:
+        return [rule for adapter in self._adapters.values() for rule in adapter.rules]
+
+    def matcher(self, extra_hosts: dict[str, list[str]] | None = None) -> Matcher:
+        return Matcher(self.rules(), extra_hosts)
+
+    def process(self, match: RuleMatch, capture: Capture) -> Outcome:
+        try:
+            doc = decode_body(
+                capture.body,
+                capture.header("content-type"),
+                capture.header("content-encoding"),
+                self._max_body_bytes,
+            )
+            extraction = self._adapters[match.rule.platform].extract(match, capture, doc)
+        except (DecodeError, PayloadError) as e:
+            return Outcome(errors=[f"{match.rule.name}: {e}"])
+        except ValidationError as e:  # an adapter read values that do not fit the event model
+            return Outcome(errors=[f"{match.rule.name}: {_first_error(e)}"])
+        out = Outcome(ignored=extraction.ignored)
+        for event in extraction.events:
+            name = self._pseudonymizer.name(event.platform, event.user_ref_kind, event.user_ref)
+            try:
+                actor = m.Agent(account=m.Account(homePage=event.origin, name=name))
+                session = self.sessions.for_event(name, event)
+                out.statements.extend((s, event) for s in translate(event, session, actor))
+            except ValidationError as e:  # a value the statement model refuses
+                out.errors.append(f"{match.rule.name} {event.kind}: {_first_error(e)}")
+        return out
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"{where}: {err['msg']}"

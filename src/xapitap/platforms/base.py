@@ -1,0 +1,115 @@
+"""What a platform module provides, and helpers that every adapter uses."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+from urllib.parse import urlsplit
+
+from xapitap.capture import Capture
+from xapitap.events import Extraction
+from xapitap.events import PayloadError
+from xapitap.matching import EndpointRule
+from xapitap.matching import RuleMatch
+
+Extract = Callable[[RuleMatch, Capture, Any], Extraction]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A platform: its endpoint rules, and how to read what they carry."""
+
+    name: str
+    rules: tuple[EndpointRule, ...]
+    extract: Extract
+
+
+def raw_event_id(raw: Any) -> str:
+    """An id for an event that carries none: a hash of its canonical JSON."""
+    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def event_time(candidate: datetime | None, capture: Capture) -> datetime:
+    """The event's own time, but never later than when the proxy saw it (clock skew)."""
+    if candidate is None:
+        return capture.received_at
+    return min(candidate.astimezone(UTC), capture.received_at)
+
+
+def parse_iso(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_epoch_ms(value: Any) -> datetime | None:
+    number = number_or_none(value)
+    if number is None or number <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(number / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def number_or_none(value: Any) -> float | None:
+    """A finite, non-negative number from a JSON number or numeric string; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+def text_or_none(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float | str):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def require_dict(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PayloadError(f"{what} is {type(value).__name__}, expected an object")
+    return value
+
+
+def dict_at(container: dict[str, Any], key: str) -> dict[str, Any]:
+    """The object at `key`, or an empty one when it is missing or not an object."""
+    value = container.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def page_url(url: Any) -> tuple[str, str] | None:
+    """(origin, path) of a page URL, dropping query and fragment, which can carry tokens."""
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}", parts.path or "/"
+
+
+def iri_segment(value: str) -> str:
+    """A value safe to use as one path segment of an IRI."""
+    return quote(value, safe="-._~")

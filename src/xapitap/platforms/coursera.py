@@ -1,0 +1,199 @@
+"""Coursera: the eventing batches (`open_course.video.*`) and the lecture APIs.
+
+Activity ids, on the origin the request went to (www.coursera.org):
+- lecture video: `{origin}/learn/{courseSlug}/lecture/{itemId}` (the lecture's own page)
+- lesson:        `{origin}/learn/{courseSlug}/lesson/{lessonId}` (parent)
+- module:        `{origin}/learn/{courseSlug}/module/{moduleId}` (grouping)
+- course:        `{origin}/learn/{courseSlug}` (grouping)
+Learner: eventing bodies carry no user id unless `userId`/`value.user_id` is there; otherwise
+the visit id (`visitId`, which changes after 30 idle minutes) is the best the body offers. The
+lecture APIs name the user in their path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xapitap.capture import Capture
+from xapitap.events import Activity
+from xapitap.events import Extraction
+from xapitap.events import Kind
+from xapitap.events import PayloadError
+from xapitap.events import VideoEvent
+from xapitap.matching import EndpointRule
+from xapitap.matching import RuleMatch
+from xapitap.platforms.base import Adapter
+from xapitap.platforms.base import event_time
+from xapitap.platforms.base import iri_segment
+from xapitap.platforms.base import number_or_none
+from xapitap.platforms.base import parse_epoch_ms
+from xapitap.platforms.base import raw_event_id
+from xapitap.platforms.base import require_dict
+from xapitap.platforms.base import text_or_none
+from xapitap.xapi.vocab import COURSE_TYPE
+from xapitap.xapi.vocab import LESSON_TYPE
+from xapitap.xapi.vocab import MODULE_TYPE
+from xapitap.xapi.vocab import VIDEO_TYPE
+
+NAME = "coursera"
+_HOSTS = r"(?:[a-z0-9-]+\.)*coursera\.org"
+_ITEM = r"/api/opencourse\.v1/user/(?P<user>[^/]+)/course/(?P<course>[^/]+)/item/(?P<item>[^/]+)"
+
+RULES = (
+    EndpointRule(
+        "coursera.eventing",
+        NAME,
+        r"^/(?:api/rest/v1/)?eventing/info(?:batch)?(?:\.v2)?/?$",
+        hosts=_HOSTS,
+    ),
+    EndpointRule(
+        "coursera.video-event",
+        NAME,
+        rf"^{_ITEM}/lecture/videoEvents/(?P<action>[a-z]+)/?$",
+        hosts=_HOSTS,
+    ),
+    EndpointRule(
+        "coursera.video-progress",
+        NAME,
+        r"^/api/onDemandVideoProgresses\.v1/(?P<progress>[^/]+)/?$",
+        hosts=_HOSTS,
+        methods=frozenset({"PUT", "POST"}),
+    ),
+)
+
+_ACTIONS = {
+    "play": Kind.PLAYED,
+    "pause": Kind.PAUSED,
+    "heartbeat": Kind.PROGRESS,
+    "seek": Kind.SEEKED,
+    "end": Kind.COMPLETED,
+    "ended": Kind.COMPLETED,
+    "complete": Kind.COMPLETED,
+}
+
+
+def _activities(
+    origin: str, slug: str, item: str, value: dict[str, Any]
+) -> tuple[Activity, tuple[Activity, ...], tuple[Activity, ...]]:
+    course = f"{origin}/learn/{iri_segment(slug)}"
+    name = text_or_none(value.get("video_name")) or text_or_none(value.get("item_name"))
+    video = Activity(id=f"{course}/lecture/{iri_segment(item)}", type=VIDEO_TYPE, name=name)
+    parents: list[Activity] = []
+    groupings: list[Activity] = []
+    if lesson := text_or_none(value.get("lesson_id")):
+        parents.append(
+            Activity(
+                id=f"{course}/lesson/{iri_segment(lesson)}",
+                type=LESSON_TYPE,
+                name=text_or_none(value.get("lesson_name")),
+            )
+        )
+    if module := text_or_none(value.get("module_id")):
+        groupings.append(
+            Activity(
+                id=f"{course}/module/{iri_segment(module)}",
+                type=MODULE_TYPE,
+                name=text_or_none(value.get("module_name")),
+            )
+        )
+    groupings.append(Activity(id=course, type=COURSE_TYPE))
+    return video, tuple(parents), tuple(groupings)
+
+
+def _eventing(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    body = require_dict(doc, "the eventing body")
+    items = body.get("events", [body])
+    if not isinstance(items, list):
+        raise PayloadError("eventing body's events is not an array")
+    out = Extraction()
+    for item in items:
+        item = require_dict(item, "an eventing event")
+        key = text_or_none(item.get("key")) or ""
+        if not key.startswith("open_course.video."):
+            out.ignored.append(f"coursera {key or 'keyless'} event is not a player event")
+            continue
+        action = key.removeprefix("open_course.video.")
+        kind = _ACTIONS.get(action)
+        if kind is None:
+            out.ignored.append(f"coursera {key} has no xAPI mapping")
+            continue
+        value = require_dict(item.get("value", {}), f"{key} value")
+        slug = text_or_none(value.get("open_course_slug"))
+        video_item = text_or_none(value.get("item_id"))
+        if slug is None or video_item is None:
+            raise PayloadError(f"{key} without open_course_slug/item_id")
+        video, parents, groupings = _activities(capture.origin, slug, video_item, value)
+        user = text_or_none(item.get("userId")) or text_or_none(value.get("user_id"))
+        visit = text_or_none(item.get("visitId"))
+        user_ref, user_kind = (
+            (user, "userId") if user else (visit, "visitId") if visit else ("unknown", "none")
+        )
+        position = number_or_none(value.get("timecode"))
+        out.events.append(
+            VideoEvent(
+                platform=NAME,
+                platform_name="Coursera",
+                origin=capture.origin,
+                rule=rule.rule.name,
+                source_event_id=text_or_none(item.get("guid")) or raw_event_id(item),
+                kind=kind,
+                timestamp=event_time(parse_epoch_ms(item.get("clientTimestamp")), capture),
+                user_ref=user_ref,
+                user_ref_kind=user_kind,
+                video=video,
+                parents=parents,
+                groupings=groupings,
+                session_key=visit,
+                position=position,
+                seek_to=position if kind is Kind.SEEKED else None,
+            )
+        )
+    return out
+
+
+def _video_event(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    action = rule.params["action"].lower()
+    if action != "ended":
+        return Extraction(ignored=[f"coursera videoEvents/{action} repeats the eventing data"])
+    params = dict(rule.params)
+    video, parents, groupings = _activities(capture.origin, params["course"], params["item"], {})
+    event = VideoEvent(
+        platform=NAME,
+        platform_name="Coursera",
+        origin=capture.origin,
+        rule=rule.rule.name,
+        source_event_id=raw_event_id([params, capture.received_at.isoformat()]),
+        kind=Kind.COMPLETED,
+        timestamp=capture.received_at,
+        user_ref=params["user"],
+        user_ref_kind="userId",
+        video=video,
+        parents=parents,
+        groupings=groupings,
+    )
+    return Extraction(events=[event])
+
+
+def _video_progress(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    body = require_dict(doc, "the video progress body")
+    viewed_ms = number_or_none(body.get("viewedUpTo"))
+    if viewed_ms is None:
+        raise PayloadError("video progress without a numeric viewedUpTo")
+    # Its id is `user~course~trackingId`: no lecture id to tie it to a video activity.
+    return Extraction(
+        ignored=[f"coursera video progress (viewedUpTo {viewed_ms / 1000:g} s) names no lecture"]
+    )
+
+
+_EXTRACT = {
+    "coursera.eventing": _eventing,
+    "coursera.video-event": _video_event,
+    "coursera.video-progress": _video_progress,
+}
+
+
+def extract(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    return _EXTRACT[rule.rule.name](rule, capture, doc)
+
+
+ADAPTER = Adapter(NAME, RULES, extract)

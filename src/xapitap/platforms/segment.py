@@ -1,0 +1,151 @@
+"""Segment's tracking API (analytics.js, analytics-next, HTTP API) as a transport.
+
+This module reads the envelopes (single messages and batches, on Segment's hosts or on a
+first-party proxy host). What a `track` event means is up to the handlers registered for its
+name: the Segment Video Spec (segment_video.py) and Udacity's events (udacity.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from xapitap.capture import Capture
+from xapitap.events import Extraction
+from xapitap.events import PayloadError
+from xapitap.events import VideoEvent
+from xapitap.matching import EndpointRule
+from xapitap.matching import HeaderLookup
+from xapitap.matching import RuleMatch
+from xapitap.platforms.base import Adapter
+from xapitap.platforms.base import dict_at
+from xapitap.platforms.base import event_time
+from xapitap.platforms.base import page_url
+from xapitap.platforms.base import parse_iso
+from xapitap.platforms.base import raw_event_id
+from xapitap.platforms.base import text_or_none
+
+NAME = "segment"
+_PATH = r"/v1/(?:t|p|i|g|a|s|b|batch|track|page|identify|group|alias|screen)/?$"
+
+
+def _looks_like_segment(header: HeaderLookup, body: Callable[[], bytes]) -> bool:
+    """On a first-party host: a Segment body, authenticated by a writeKey somewhere."""
+    data = body()
+    if b'"type"' not in data and b'"batch"' not in data:
+        return False
+    auth = header("authorization") or ""
+    return b'"writeKey"' in data or auth.lower().startswith("basic ")
+
+
+RULES = (
+    EndpointRule(
+        "segment.api",
+        NAME,
+        "^" + _PATH,
+        hosts=r"api\.segment\.(?:io|com)|events\.eu1\.segmentapis\.com",
+    ),
+    EndpointRule("segment.first-party", NAME, _PATH, body_check=_looks_like_segment),
+)
+
+
+@dataclass(frozen=True)
+class TrackCall:
+    """One `track` message, with what every handler needs already worked out."""
+
+    capture: Capture
+    rule: str
+    event: str  # as sent
+    properties: dict[str, Any]
+    message_id: str
+    timestamp: datetime
+    user_ref: str
+    user_ref_kind: str
+    origin: str  # the page's origin, else the collector's
+    page_path: str | None
+
+
+TrackHandler = Callable[[TrackCall], list[VideoEvent]]
+_HANDLERS: dict[str, TrackHandler] = {}
+
+
+def normalize_event_name(name: str) -> str:
+    """`Video Playback Started`, `video_playback_started` and `videoPlaybackStarted` alike."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return " ".join(spaced.replace("_", " ").replace("-", " ").lower().split())
+
+
+def handles(*names: str) -> Callable[[TrackHandler], TrackHandler]:
+    """Register a handler for track events of these names."""
+
+    def register(handler: TrackHandler) -> TrackHandler:
+        for name in names:
+            _HANDLERS[normalize_event_name(name)] = handler
+        return handler
+
+    return register
+
+
+def _messages(doc: Any) -> list[Any]:
+    if isinstance(doc, list):
+        return doc
+    if isinstance(doc, dict):
+        batch = doc.get("batch")
+        if batch is None:
+            return [doc]
+        if isinstance(batch, list):
+            return batch
+    raise PayloadError("Segment body is neither a message nor a batch")
+
+
+def _track_call(rule: str, capture: Capture, msg: dict[str, Any]) -> TrackCall:
+    page = dict_at(dict_at(msg, "context"), "page")
+    located = page_url(page.get("url"))
+    user_id = text_or_none(msg.get("userId"))
+    anonymous_id = text_or_none(msg.get("anonymousId"))
+    user, kind = (
+        (user_id, "userId")
+        if user_id
+        else (anonymous_id, "anonymousId")
+        if anonymous_id
+        else ("unknown", "none")
+    )
+    when = parse_iso(msg.get("timestamp")) or parse_iso(msg.get("originalTimestamp"))
+    return TrackCall(
+        capture=capture,
+        rule=rule,
+        event=str(msg.get("event")),
+        properties=dict_at(msg, "properties"),
+        message_id=text_or_none(msg.get("messageId")) or raw_event_id(msg),
+        timestamp=event_time(when or parse_iso(msg.get("sentAt")), capture),
+        user_ref=user,
+        user_ref_kind=kind,
+        origin=located[0] if located else capture.origin,
+        page_path=located[1] if located else None,
+    )
+
+
+def extract(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    out = Extraction()
+    for msg in _messages(doc):
+        if not isinstance(msg, dict):
+            raise PayloadError("Segment batch holds an item that is not an object")
+        kind = msg.get("type")
+        if kind != "track":
+            out.ignored.append(f"segment {kind} call is not a player event")
+            continue
+        name = text_or_none(msg.get("event"))
+        if name is None:
+            raise PayloadError("Segment track call without an event name")
+        handler = _HANDLERS.get(normalize_event_name(name))
+        if handler is None:
+            out.ignored.append(f"segment track {name!r} has no xAPI mapping")
+            continue
+        out.events.extend(handler(_track_call(rule.rule.name, capture, msg)))
+    return out
+
+
+ADAPTER = Adapter(NAME, RULES, extract)

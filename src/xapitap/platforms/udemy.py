@@ -1,0 +1,234 @@
+"""Udemy: the course-taking "Video Controls" events, ECL, progress logs and completions.
+
+Activity ids (the platform's own API resources, on the origin the request went to, so that
+Udemy Business portals keep their own ids):
+- lecture video: `{origin}/api-2.0/courses/{courseId}/lectures/{lectureId}`
+- course:        `{origin}/api-2.0/courses/{courseId}`
+Learner: `userId` in the body, else the `ud_cache_user` cookie (also the user id), else the
+visitor id (`visitorUUID`, or the `__udmy_2_v57r` cookie).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from xapitap.capture import Capture
+from xapitap.events import Activity
+from xapitap.events import Extraction
+from xapitap.events import Interaction
+from xapitap.events import Kind
+from xapitap.events import PayloadError
+from xapitap.events import VideoEvent
+from xapitap.matching import EndpointRule
+from xapitap.matching import HeaderLookup
+from xapitap.matching import RuleMatch
+from xapitap.platforms.base import Adapter
+from xapitap.platforms.base import dict_at
+from xapitap.platforms.base import event_time
+from xapitap.platforms.base import number_or_none
+from xapitap.platforms.base import parse_iso
+from xapitap.platforms.base import raw_event_id
+from xapitap.platforms.base import require_dict
+from xapitap.platforms.base import text_or_none
+from xapitap.xapi.vocab import COURSE_TYPE
+from xapitap.xapi.vocab import VIDEO_TYPE
+
+NAME = "udemy"
+_HOSTS = r"(?:[a-z0-9-]+\.)*udemy\.com"
+_COURSE = r"/api-2\.0/users/me/subscribed-courses/(?P<course>\d+)"
+
+
+def _looks_like_video_controls(header: HeaderLookup, body: Callable[[], bytes]) -> bool:
+    data = body()
+    return b'"ctVersion"' in data and b'"action"' in data
+
+
+RULES = (
+    EndpointRule("udemy.ecl", NAME, r"^/api-2\.0/ecl/?$", hosts=_HOSTS),
+    EndpointRule(
+        "udemy.progress-log",
+        NAME,
+        rf"^{_COURSE}/lectures/(?P<lecture>\d+)/progress-logs/?$",
+        hosts=_HOSTS,
+    ),
+    EndpointRule(
+        "udemy.completed-lecture", NAME, rf"^{_COURSE}/completed-lectures/?$", hosts=_HOSTS
+    ),
+    # The legacy course-taking payload's endpoint is unknown: recognise it by its shape.
+    EndpointRule(
+        "udemy.video-controls", NAME, r"", hosts=_HOSTS, body_check=_looks_like_video_controls
+    ),
+)
+
+
+def _lecture(origin: str, course: str, lecture: str) -> tuple[Activity, Activity]:
+    course_iri = f"{origin}/api-2.0/courses/{course}"
+    return (
+        Activity(id=f"{course_iri}/lectures/{lecture}", type=VIDEO_TYPE),
+        Activity(id=course_iri, type=COURSE_TYPE),
+    )
+
+
+def _user_from_cookies(capture: Capture) -> tuple[str, str]:
+    if user := capture.cookie("ud_cache_user"):
+        return user, "userId"
+    if visitor := capture.cookie("__udmy_2_v57r"):
+        return visitor, "visitorUUID"
+    return "unknown", "none"
+
+
+def _event(
+    capture: Capture, rule: str, source_id: str, kind: Kind, course: str, lecture: str, **kw: Any
+) -> VideoEvent:
+    video, course_activity = _lecture(capture.origin, course, lecture)
+    user, user_kind = kw.pop("user", None) or _user_from_cookies(capture)
+    return VideoEvent(
+        platform=NAME,
+        platform_name="Udemy",
+        origin=capture.origin,
+        rule=rule,
+        source_event_id=source_id,
+        kind=kind,
+        timestamp=kw.pop("timestamp", None) or capture.received_at,
+        user_ref=user,
+        user_ref_kind=user_kind,
+        video=video,
+        groupings=(course_activity,),
+        **kw,
+    )
+
+
+def _action(action: str, extra: dict[str, Any]) -> tuple[Kind, Interaction | None] | None:
+    """Kind and settings change of a "Video Controls" action such as `video hd: 480`."""
+    name, _, value = action.lower().removeprefix("video ").partition(":")
+    name, value = name.strip(), value.strip()
+    if name == "play":
+        return Kind.PLAYED, None
+    if name == "pause":
+        return Kind.PAUSED, None
+    if name.startswith("seek"):
+        return Kind.SEEKED, None
+    if name == "hd":
+        return Kind.INTERACTED, Interaction(quality=value or text_or_none(extra.get("quality")))
+    if name == "cc":
+        on = value not in ("off", "none", "")
+        language = value if on and re.fullmatch(r"[a-z]{2,3}([-_][a-z0-9]{2,8})*", value) else None
+        return Kind.INTERACTED, Interaction(cc_enabled=on, cc_language=language)
+    if name == "volume":
+        level = number_or_none(extra.get("volume"))
+        if level is not None and level > 1:  # some players report 0-100
+            level /= 100
+        return Kind.INTERACTED, Interaction(volume=min(level, 1.0) if level is not None else None)
+    if name in ("speed", "playback rate", "rate"):
+        rate = number_or_none(value or extra.get("playbackRate"))
+        return Kind.INTERACTED, Interaction(speed=f"{rate:g}x" if rate is not None else None)
+    if name in ("fullscreen", "full screen"):
+        return Kind.INTERACTED, Interaction(full_screen=value not in ("off", "exit", "false"))
+    return None
+
+
+def _video_controls(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    body = require_dict(doc, "the course-taking payload")
+    out = Extraction()
+    category = text_or_none(body.get("category"))
+    action = text_or_none(body.get("action"))
+    if category != "Video Controls" or action is None:
+        out.ignored.append(f"udemy course-taking category {category!r} is not a player event")
+        return out
+    extra = dict_at(body, "extra")
+    mapped = _action(action, extra)
+    if mapped is None:
+        out.ignored.append(f"udemy action {action!r} has no xAPI mapping")
+        return out
+    lecture = text_or_none(body.get("objectId"))
+    course = text_or_none(body.get("courseId"))
+    if lecture is None or course is None:
+        raise PayloadError("course-taking payload without courseId/objectId")
+    user_id = text_or_none(body.get("userId")) or text_or_none(extra.get("userId"))
+    visitor = text_or_none(body.get("visitorUUID"))
+    user = (user_id, "userId") if user_id else (visitor, "visitorUUID") if visitor else None
+    kind, interaction = mapped
+    ms = number_or_none(extra.get("msPosition"))
+    position = None if ms is None else ms / 1000
+    # The payload has no event id or time: hash it with the time the proxy saw it.
+    source_id = raw_event_id([body, capture.received_at.isoformat()])
+    out.events.append(
+        _event(
+            capture,
+            rule.rule.name,
+            source_id,
+            kind,
+            course,
+            lecture,
+            user=user,
+            position=position,
+            interaction=interaction,
+            seek_to=position if kind is Kind.SEEKED else None,
+        )
+    )
+    return out
+
+
+def _progress_log(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    body = require_dict(doc, "the progress log")
+    position = number_or_none(body.get("position"))
+    if position is None:
+        raise PayloadError("progress log without a numeric position")
+    event = _event(
+        capture,
+        rule.rule.name,
+        raw_event_id([rule.params, body, capture.received_at.isoformat()]),
+        Kind.PROGRESS,
+        rule.params["course"],
+        rule.params["lecture"],
+        position=position,
+        length=number_or_none(body.get("total")) or None,
+        timestamp=event_time(parse_iso(body.get("time")), capture),
+    )
+    return Extraction(events=[event])
+
+
+def _completed_lecture(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    body = require_dict(doc, "the completed-lecture body")
+    lecture = text_or_none(body.get("lecture_id"))
+    if lecture is None:
+        raise PayloadError("completed-lecture body without lecture_id")
+    event = _event(
+        capture,
+        rule.rule.name,
+        raw_event_id([rule.params, body, capture.received_at.isoformat()]),
+        Kind.COMPLETED,
+        rule.params["course"],
+        lecture,
+    )
+    return Extraction(events=[event])
+
+
+def _ecl(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    if not isinstance(doc, list):
+        raise PayloadError(f"ECL body is {type(doc).__name__}, expected an array of events")
+    out = Extraction()
+    for item in doc:
+        event_type = text_or_none(item.get("eventType")) if isinstance(item, dict) else None
+        if event_type is None:
+            raise PayloadError("ECL array holds an item without eventType")
+        # ECL carries no player-level events (research: wire-formats.md §4.2).
+        out.ignored.append(f"udemy ECL {event_type} is not a player event")
+    return out
+
+
+_EXTRACT = {
+    "udemy.ecl": _ecl,
+    "udemy.progress-log": _progress_log,
+    "udemy.completed-lecture": _completed_lecture,
+    "udemy.video-controls": _video_controls,
+}
+
+
+def extract(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    return _EXTRACT[rule.rule.name](rule, capture, doc)
+
+
+ADAPTER = Adapter(NAME, RULES, extract)

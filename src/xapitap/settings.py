@@ -1,0 +1,125 @@
+"""The addon's options, checked: every `xapi_*` value is validated before anything starts."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from xapitap import paths
+from xapitap.decoding import DEFAULT_MAX_BYTES
+from xapitap.forwarder import LrsTarget
+
+# name: (type, default, help). Names are a contract: scripts and config.yaml files use them.
+OPTIONS: dict[str, tuple[type, object, str]] = {
+    "xapi_store": (
+        str,
+        "",
+        "SQLite file that keeps every statement (default: xapitap.sqlite3 in the data "
+        "directory, $XAPITAP_HOME or ~/.local/share/xapitap).",
+    ),
+    "xapi_lrs_endpoint": (
+        str,
+        "",
+        "xAPI base URL of an LRS to forward statements to, e.g. http://127.0.0.1:8100/xAPI/. "
+        "Empty: keep statements in the store only.",
+    ),
+    "xapi_lrs_username": (str, "", "Basic-auth user name for the LRS."),
+    "xapi_lrs_password": (str, "", "Basic-auth password for the LRS."),
+    "xapi_answer_locally": (
+        bool,
+        False,
+        "Answer matched analytics requests (and their CORS preflights) in the proxy instead "
+        "of passing them to the platform.",
+    ),
+    "xapi_hosts": (
+        Sequence[str],
+        [],
+        "Extra collector hosts, as PLATFORM=HOST-GLOB (e.g. segment=events.example.org), "
+        "for platforms served from hosts of their own.",
+    ),
+    "xapi_max_body_bytes": (
+        int,
+        DEFAULT_MAX_BYTES,
+        "Largest analytics body (before and after decompression) that is decoded; larger "
+        "ones are counted and skipped.",
+    ),
+    "xapi_flush_seconds": (
+        int,
+        5,
+        "On shutdown, how long to keep sending queued statements to the LRS.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: Path
+    lrs: LrsTarget | None
+    answer_locally: bool
+    extra_hosts: dict[str, list[str]] = field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BYTES
+    flush_seconds: int = 5
+
+
+def parse(values: dict[str, object], platforms: Iterable[str]) -> Settings:
+    """Settings from option values; ValueError with a message a user can act on."""
+    store = str(values["xapi_store"]).strip()
+    endpoint = str(values["xapi_lrs_endpoint"]).strip()
+    username = str(values["xapi_lrs_username"])
+    password = str(values["xapi_lrs_password"])
+    lrs = None
+    if endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"xapi_lrs_endpoint must be an http(s) URL, not {endpoint!r}")
+        if parts.username or parts.password:
+            raise ValueError("put LRS credentials in xapi_lrs_username/password, not the URL")
+        if bool(username) != bool(password):
+            raise ValueError("set both xapi_lrs_username and xapi_lrs_password, or neither")
+        lrs = LrsTarget(endpoint.rstrip("/") + "/", username, password)
+    elif username or password:
+        raise ValueError("xapi_lrs_username/password are set but xapi_lrs_endpoint is not")
+    max_body = int(str(values["xapi_max_body_bytes"]))
+    if max_body <= 0:
+        raise ValueError(f"xapi_max_body_bytes must be positive, not {max_body}")
+    flush = int(str(values["xapi_flush_seconds"]))
+    if flush < 0:
+        raise ValueError(f"xapi_flush_seconds must not be negative, not {flush}")
+    return Settings(
+        store=Path(store).expanduser() if store else paths.default_store(),
+        lrs=lrs,
+        answer_locally=bool(values["xapi_answer_locally"]),
+        extra_hosts=_hosts(values["xapi_hosts"], set(platforms)),  # type: ignore[arg-type]
+        max_body_bytes=max_body,
+        flush_seconds=flush,
+    )
+
+
+def _hosts(entries: Sequence[str], platforms: set[str]) -> dict[str, list[str]]:
+    hosts: dict[str, list[str]] = {}
+    for entry in entries:
+        platform, sep, host = entry.partition("=")
+        platform, host = platform.strip().lower(), host.strip()
+        if not sep or not host or not platform:
+            raise ValueError(f"xapi_hosts entry {entry!r} is not PLATFORM=HOST-GLOB")
+        if platform not in platforms:
+            known = ", ".join(sorted(platforms))
+            raise ValueError(f"xapi_hosts entry {entry!r}: unknown platform (known: {known})")
+        hosts.setdefault(platform, []).append(host)
+    return hosts
+
+
+def misspelled(unknown: Iterable[str]) -> list[str]:
+    """Messages for unknown options that look like ours (mitmproxy ignores them silently)."""
+    problems = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, OPTIONS, n=1, cutoff=0.75)
+        if name.startswith("xapi") or close:
+            hint = f"; did you mean {close[0]}?" if close else ""
+            problems.append(f"unknown option {name}{hint}")
+    return problems

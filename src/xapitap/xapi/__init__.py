@@ -1,0 +1,1 @@
+"""xAPI statement models, vocabulary and the translation of video events into statements."""
