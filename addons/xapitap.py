@@ -11,7 +11,11 @@ checkout, it finds the package in ../src even when it is not installed.
 import sys
 from pathlib import Path
 
-_SRC = Path(__file__).resolve().parent.parent / "src"
+_HERE = Path(__file__).resolve().parent
+_SRC = _HERE.parent / "src"
+# mitmproxy puts this file's folder first on sys.path, where this file's own name would hide
+# the package of the same name.
+sys.path[:] = [p for p in sys.path if not p or Path(p).resolve() != _HERE]
 if (_SRC / "xapitap").is_dir() and str(_SRC) not in sys.path:
     sys.path.insert(0, str(_SRC))
 

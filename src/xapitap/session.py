@@ -30,6 +30,8 @@ class VideoSession:
     playing_from: float | None = None  # where the current stretch of playback began
     segments: list[tuple[float, float]] = field(default_factory=list)
     completed: bool = False
+    position_at: datetime | None = None  # when `position` was last reported
+    last_seek_to: float | None = None  # where the last seeked statement landed
 
     def stop_playing(self, at: float | None) -> None:
         """Close the current stretch of playback at `at`, if one is open."""
@@ -43,8 +45,12 @@ class VideoSession:
         return "[,]".join(f"{a:.3f}[.]{b:.3f}" for a, b in self.segments)
 
     def progress(self) -> float | None:
-        """Share of the video played at least once: union of the segments ÷ length."""
-        if not self.length:
+        """Share of the video played at least once: union of the segments ÷ length.
+
+        Unknown (None) without a length, or before any playback was seen: a proxy that saw
+        nothing played cannot say that nothing was.
+        """
+        if not self.length or not self.segments:
             return None
         covered = 0.0
         reach = 0.0

@@ -109,7 +109,9 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         with self._tx():
-            self._db.executescript(_SCHEMA)
+            for ddl in _SCHEMA.split(";"):
+                if ddl.strip():  # executescript() would commit on its own
+                    self._db.execute(ddl)
             found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if found is None:
                 self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))

@@ -179,7 +179,7 @@ def _progress_log(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     event = _event(
         capture,
         rule.rule.name,
-        raw_event_id([rule.params, body, capture.received_at.isoformat()]),
+        raw_event_id([rule.params, body]),  # the body has its own `time`
         Kind.PROGRESS,
         rule.params["course"],
         rule.params["lecture"],

@@ -25,6 +25,18 @@ _PROFILE = m.Activity(
 )
 
 
+# Extensions the Video Profile's statement templates require for each verb ("included").
+_REQUIRED = {
+    "initialized": (v.LENGTH,),
+    "played": (v.TIME,),
+    "paused": (v.TIME, v.LENGTH, v.PROGRESS, v.PLAYED_SEGMENTS),
+    "seeked": (v.TIME_FROM, v.TIME_TO),
+    "interacted": (v.TIME,),
+    "completed": (v.TIME, v.LENGTH, v.PROGRESS, v.PLAYED_SEGMENTS),
+    "terminated": (v.TIME, v.LENGTH, v.PROGRESS, v.PLAYED_SEGMENTS),
+}
+
+
 def seconds(value: float) -> float:
     """Seconds and ratios carry at most 3 decimals (Video Profile)."""
     return round(value, 3)
@@ -36,7 +48,8 @@ def format_timestamp(when: datetime) -> str:
 
 
 def format_duration(total_seconds: float) -> str:
-    return f"PT{round(total_seconds, 2):g}S" if total_seconds < 1e15 else "PT0S"
+    """ISO 8601 seconds with at most 2 decimals (xAPI asks for 0.01 s precision at most)."""
+    return f"PT{round(total_seconds, 2):.2f}".rstrip("0").rstrip(".") + "S"
 
 
 def activity(a: ev.Activity) -> m.Activity:
@@ -74,19 +87,30 @@ class _Builder:
             verb,
             index,
             self.actor.account.name,
+            s.session_id,
         )
         ctx_ext: dict[str, Any] = {v.SESSION_ID: s.session_id}
         if s.length:
             ctx_ext[v.LENGTH] = seconds(s.length)
         ctx_ext.update(context_ext or {})
-        ctx_ext[v.SOURCE] = {
+        result_ext = {k: val for k, val in result_ext.items() if val is not None}
+        source: dict[str, Any] = {
             "platform": e.platform,
             "rule": e.rule,
             "eventId": e.source_event_id,
             "mapping": MAPPING_VERSION,
             "inferred": inferred,
         }
-        result_ext = {k: val for k, val in result_ext.items() if val is not None}
+        missing = [
+            key.rsplit("/", 1)[-1]
+            for key in _REQUIRED[verb]
+            if key not in result_ext and key not in ctx_ext
+        ]
+        if verb == "completed" and duration is None:
+            missing.append("duration")
+        if missing:  # the profile wants these, but the traffic did not tell them
+            source["missing"] = missing
+        ctx_ext[v.SOURCE] = source
         result = None
         if result_ext or completion is not None or duration is not None:
             result = m.Result(
@@ -140,12 +164,15 @@ def translate(event: VideoEvent, session: VideoSession, actor: m.Agent) -> list[
         case Kind.SEEKED:
             start = event.seek_from if event.seek_from is not None else s.position
             end = event.seek_to if event.seek_to is not None else event.position
-            was_playing = s.playing_from is not None
-            s.stop_playing(start)
-            if was_playing:
-                s.playing_from = end
             pos = end
-            b.add("seeked", {v.TIME_FROM: _secs(start), v.TIME_TO: _secs(end)})
+            if event.seek_from is None and _same(end, s.last_seek_to):
+                pass  # the end of a seek whose start was already reported with its target
+            else:
+                was_playing = s.playing_from is not None
+                s.stop_playing(start)
+                if was_playing:
+                    s.playing_from = end
+                b.add("seeked", {v.TIME_FROM: _secs(start), v.TIME_TO: _secs(end)})
         case Kind.WATCHED:
             start, end = event.segment_from, event.segment_to
             assert start is not None and end is not None, "adapters set both for WATCHED"
@@ -157,7 +184,7 @@ def translate(event: VideoEvent, session: VideoSession, actor: m.Agent) -> list[
             pos = end
             b.add("paused", b.summary(end))
         case Kind.PROGRESS:
-            pass  # evidence of the playhead only
+            _progress(s, event, pos)
         case Kind.INTERACTED:
             result_ext, context_ext = _interaction(event.interaction)
             b.add("interacted", {v.TIME: _secs(pos), **result_ext}, context_ext)
@@ -166,18 +193,43 @@ def translate(event: VideoEvent, session: VideoSession, actor: m.Agent) -> list[
                 return []
             s.stop_playing(pos)
             s.completed = True
-            b.add(
-                "completed",
-                b.summary(pos),
-                completion=True,
-                duration=format_duration(s.time_played()),
-            )
+            # result.duration is the time spent playing, which is unknown if none was seen.
+            duration = format_duration(s.time_played()) if s.segments else None
+            b.add("completed", b.summary(pos), completion=True, duration=duration)
         case Kind.TERMINATED:
             s.stop_playing(pos)
             b.add("terminated", b.summary(pos))
+    s.last_seek_to = pos if event.kind is Kind.SEEKED else None
     if pos is not None:
         s.position = pos
+        s.position_at = event.timestamp
     return b.out
+
+
+# How far a playhead may advance per second of wall-clock time and still count as playing
+# on (speeds up to 2x, plus slack for when the ping was sent).
+_MAX_RATE = 2.0
+_SLACK = 1.0
+
+
+def _progress(s: VideoSession, event: VideoEvent, pos: float | None) -> None:
+    """A heartbeat: playback ran from the last known position to here, if it could have."""
+    if pos is None:
+        return
+    last, last_at = s.position, s.position_at
+    continuous = False
+    if last is not None and last_at is not None:
+        elapsed = (event.timestamp - last_at).total_seconds()
+        continuous = 0 <= pos - last <= max(elapsed, 0) * _MAX_RATE + _SLACK
+    if s.playing_from is None:
+        s.playing_from = last if continuous else pos
+    elif not continuous:  # the playhead jumped: what came before ended where it was last seen
+        s.stop_playing(last)
+        s.playing_from = pos
+
+
+def _same(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) < 0.5
 
 
 def _secs(value: float | None) -> float | None:

@@ -1,0 +1,148 @@
+"""Golden cases: captured requests in, the exact statements expected out.
+
+Each case is `fixtures/golden/<platform>/<name>.input.json`, with its expectation beside it in
+`<name>.expected.json`. Run `XAPITAP_UPDATE_GOLDEN=1 pytest tests/test_golden.py` to write the
+expectations after a deliberate mapping change, then review every changed line: a golden file
+is a claim about what the platform's traffic means, checked by a person.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from xapitap.capture import Capture
+from xapitap.pipeline import Pipeline
+from xapitap.pseudonym import Pseudonymizer
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = FIXTURES / "golden"
+SEED = FIXTURES / "seed"
+# A fixed pseudonym key, so the expected actor names are stable.
+TEST_KEY = bytes(range(32))
+MAX_BODY = 1024 * 1024
+UPDATE = os.environ.get("XAPITAP_UPDATE_GOLDEN") == "1"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: datetime
+
+    def capture(self) -> Capture:
+        parts = urlsplit(self.url)
+        default = 443 if parts.scheme == "https" else 80
+        return Capture(
+            method=self.method,
+            scheme=parts.scheme,
+            host=(parts.hostname or "").lower(),
+            port=parts.port or default,
+            path=parts.path,
+            query=parts.query,
+            headers=tuple((k.lower(), v) for k, v in self.headers.items()),
+            body=self.body,
+            received_at=self.received_at,
+            flow_id="golden",
+        )
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str  # platform/name
+    input_path: Path
+    spec: dict[str, Any]
+
+    @property
+    def expected_path(self) -> Path:
+        return self.input_path.with_name(
+            self.input_path.name.replace(".input.json", ".expected.json")
+        )
+
+    @property
+    def arrival_dependent(self) -> bool:
+        """Its statements use the time the proxy saw a request (the body has none)."""
+        return bool(self.spec.get("arrival_dependent", False))
+
+    def requests(self) -> list[Request]:
+        return [_request(r) for r in self.spec["requests"]]
+
+
+def cases() -> list[Case]:
+    found = []
+    for path in sorted(GOLDEN.glob("*/*.input.json")):
+        name = f"{path.parent.name}/{path.name.removesuffix('.input.json')}"
+        found.append(Case(name, path, json.loads(path.read_text())))
+    return found
+
+
+def _request(spec: dict[str, Any]) -> Request:
+    if "body_seed" in spec:
+        body = (SEED / spec["body_seed"]).read_bytes()
+    elif "body_text" in spec:
+        body = spec["body_text"].encode("utf-8")
+    else:
+        body = json.dumps(spec["body"], separators=(",", ":")).encode("utf-8")
+    headers = dict(spec.get("headers", {}))
+    if spec.get("encoding") == "gzip":
+        body = gzip.compress(body, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    return Request(
+        method=spec.get("method", "POST"),
+        url=spec["url"],
+        headers=headers,
+        body=body,
+        received_at=datetime.fromisoformat(spec["received_at"].replace("Z", "+00:00")),
+    )
+
+
+def run(case: Case) -> list[dict[str, Any]]:
+    """What the pipeline makes of each request of the case, in order."""
+    pipeline = Pipeline(Pseudonymizer(TEST_KEY), MAX_BODY)
+    matcher = pipeline.matcher()
+    results = []
+    for request in case.requests():
+        capture = request.capture()
+        match = matcher.match(
+            capture.method, capture.host, capture.path, capture.header, lambda: _plain(capture)
+        )
+        if match is None:
+            results.append({"rule": None})
+            continue
+        outcome = pipeline.process(match, capture)
+        results.append(
+            {
+                "rule": match.rule.name,
+                "statements": [json.loads(s.to_json()) for s, _ in outcome.statements],
+                "ignored": outcome.ignored,
+                "errors": outcome.errors,
+            }
+        )
+    return results
+
+
+def _plain(capture: Capture) -> bytes:
+    from xapitap.decoding import DecodeError
+    from xapitap.decoding import decompress
+
+    try:
+        return decompress(capture.body, capture.header("content-encoding"), MAX_BODY)
+    except DecodeError:
+        return capture.body
+
+
+def expected(case: Case) -> list[dict[str, Any]]:
+    return json.loads(case.expected_path.read_text())  # type: ignore[no-any-return]
+
+
+def write_expected(case: Case, results: list[dict[str, Any]]) -> None:
+    text = json.dumps(results, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    case.expected_path.write_text(text)
