@@ -100,11 +100,13 @@ def _brotli(data: bytes, max_bytes: int) -> bytes:
 
 
 def _zstd(data: bytes, max_bytes: int) -> bytes:
-    d = zstandard.ZstdDecompressor().decompressobj()
-    out = d.decompress(data)
-    if len(out) > max_bytes:
-        raise DecodeError(f"decompressed body exceeds the {max_bytes}-byte cap")
-    return out
+    out = bytearray()
+    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
+        while chunk := reader.read(max_bytes + 1 - len(out)):
+            out += chunk
+            if len(out) > max_bytes:
+                raise DecodeError(f"decompressed body exceeds the {max_bytes}-byte cap")
+    return bytes(out)
 
 
 _DECOMPRESSORS = {

@@ -1,0 +1,95 @@
+"""Every statement the golden cases produce passes Ralph's xAPI Video Profile models.
+
+Two honest exceptions, each checked rather than skipped:
+- a statement whose source extension lists `missing` values (the traffic did not give them,
+  and xapitap never invents them) must pass once placeholders fill exactly those values,
+  which proves that nothing else is wrong with it;
+- `interacted` statements that Ralph 5.1.0 has no model for (see RALPH_GAPS) must be refused
+  by Ralph, so that this test notices the day Ralph models them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import golden
+from support.ralph import validate_with_ralph
+
+from xapitap.xapi import vocab as v
+
+PLACEHOLDERS = {
+    "time": ("result", v.TIME, 0.0),
+    "time-from": ("result", v.TIME_FROM, 0.0),
+    "time-to": ("result", v.TIME_TO, 0.0),
+    "progress": ("result", v.PROGRESS, 0.0),
+    "played-segments": ("result", v.PLAYED_SEGMENTS, "0.000[.]0.000"),
+    "length": ("context", v.LENGTH, 1.0),
+}
+
+
+def ralph_gap(statement: dict[str, Any]) -> str | None:
+    """Why Ralph 5.1.0 cannot accept this statement although it follows the profile."""
+    if statement["verb"]["id"] != v.VERBS["interacted"]:
+        return None
+    context = statement["context"].get("extensions", {})
+    result = statement.get("result", {}).get("extensions", {})
+    if v.QUALITY in context or v.SPEED in context:
+        return "Ralph models only captions, volume and screen interactions"
+    if v.VOLUME in context and not float(context[v.VOLUME]).is_integer():
+        return "Ralph models volume as an integer; the profile says a number from 0 to 1"
+    if result.get(v.CC_ENABLED) is False and v.CC_LANG not in context:
+        return "Ralph requires cc-subtitle-lang even when captions are turned off"
+    return None
+
+
+def with_placeholders(statement: dict[str, Any]) -> dict[str, Any]:
+    filled = copy.deepcopy(statement)
+    source = filled["context"]["extensions"][v.SOURCE]
+    for name in source.pop("missing", []):
+        if name == "duration":
+            filled.setdefault("result", {})["duration"] = "PT0S"
+            continue
+        where, key, value = PLACEHOLDERS[name]
+        part = filled.setdefault(where, {})
+        part.setdefault("extensions", {})[key] = value
+    return filled
+
+
+def golden_statements() -> list[dict[str, Any]]:
+    return [
+        statement
+        for case in golden.cases()
+        for result in golden.expected(case)
+        for statement in result.get("statements", [])
+    ]
+
+
+def test_golden_statements_pass_ralph_video_models() -> None:
+    statements = golden_statements()
+    assert len(statements) > 20
+    verdicts = validate_with_ralph([with_placeholders(s) for s in statements])
+    problems = []
+    gaps = 0
+    for statement, verdict in zip(statements, verdicts, strict=True):
+        gap = ralph_gap(statement)
+        if gap:
+            gaps += 1
+            if verdict["ok"]:
+                problems.append(f"Ralph now accepts a statement we thought it could not ({gap})")
+        elif not verdict["ok"]:
+            problems.append(f"{statement['verb']['display']['en-US']}: {verdict['error']}")
+    assert not problems, "\n".join(problems)
+    assert gaps < len(statements) // 4
+
+
+def test_missing_values_really_are_missing() -> None:
+    """A statement flagged as missing values fails Ralph without the placeholders."""
+    flagged = [
+        s
+        for s in golden_statements()
+        if "length" in s["context"]["extensions"][v.SOURCE].get("missing", [])
+    ]
+    assert flagged
+    verdicts = validate_with_ralph(flagged)
+    assert not any(verdict["ok"] for verdict in verdicts)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xapitap import settings
+
+PLATFORMS = ["coursera", "segment", "udemy"]
+
+
+def values(**overrides: object) -> dict[str, object]:
+    base = {name: default for name, (_, default, _) in settings.OPTIONS.items()}
+    return base | overrides
+
+
+def test_defaults_keep_statements_in_the_data_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XAPITAP_HOME", str(tmp_path))
+    s = settings.parse(values(), PLATFORMS)
+    assert s.store == tmp_path / "xapitap.sqlite3" and s.lrs is None
+    assert not s.answer_locally
+
+
+def test_lrs_endpoint_gets_a_trailing_slash_and_hides_the_password() -> None:
+    s = settings.parse(
+        values(
+            xapi_lrs_endpoint="http://127.0.0.1:8100/xAPI",
+            xapi_lrs_username="u",
+            xapi_lrs_password="secret",
+        ),
+        PLATFORMS,
+    )
+    assert s.lrs is not None and s.lrs.statements_url == "http://127.0.0.1:8100/xAPI/statements"
+    assert "secret" not in repr(s)
+
+
+def test_store_path_expands_the_home_directory() -> None:
+    assert "~" not in str(settings.parse(values(xapi_store="~/x.sqlite3"), PLATFORMS).store)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"xapi_lrs_endpoint": "127.0.0.1:8100"}, "must be an http"),
+        ({"xapi_lrs_endpoint": "http://u:p@h/xAPI/"}, "not the URL"),
+        ({"xapi_lrs_endpoint": "http://h/xAPI/", "xapi_lrs_username": "u"}, "both"),
+        ({"xapi_lrs_password": "p"}, "xapi_lrs_endpoint is not"),
+        ({"xapi_max_body_bytes": 0}, "positive"),
+        ({"xapi_flush_seconds": -1}, "negative"),
+        ({"xapi_hosts": ["events.example.org"]}, "PLATFORM=HOST-GLOB"),
+        ({"xapi_hosts": ["mixpanel=api.example.org"]}, "unknown platform"),
+    ],
+)
+def test_invalid_values_say_what_is_wrong(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings.parse(values(**overrides), PLATFORMS)
+
+
+def test_misspelled_options_are_caught_with_a_suggestion() -> None:
+    problems = settings.misspelled(["xapi_lrs_endpiont", "block_global", "xapi_frobnicate"])
+    assert problems == [
+        "unknown option xapi_lrs_endpiont; did you mean xapi_lrs_endpoint?",
+        "unknown option xapi_frobnicate",
+    ]

@@ -1,0 +1,153 @@
+"""Facts about statements, each checked against numbers worked out by hand."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import uuid
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from xapitap.events import Activity
+from xapitap.events import Kind
+from xapitap.events import VideoEvent
+from xapitap.pseudonym import Pseudonymizer
+from xapitap.session import VideoSession
+from xapitap.session import VideoSessions
+from xapitap.xapi import models as m
+from xapitap.xapi import vocab as v
+from xapitap.xapi.ids import v4_shaped
+from xapitap.xapi.translate import format_timestamp
+from xapitap.xapi.translate import translate
+
+T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+ACTOR = m.Agent(account=m.Account(homePage="https://www.example.org", name="p1"))
+
+
+def event(kind: Kind, at: float, **kw: object) -> VideoEvent:
+    return VideoEvent(
+        platform="test",
+        platform_name="Test",
+        origin="https://www.example.org",
+        rule="test.rule",
+        source_event_id=f"e-{kind}-{at}",
+        kind=kind,
+        timestamp=T0 + timedelta(seconds=at),
+        user_ref="u1",
+        user_ref_kind="userId",
+        video=Activity(id="https://www.example.org/v/1", type=v.VIDEO_TYPE),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_v4_shaped_ids_are_deterministic_v4_uuids() -> None:
+    first, again, other = v4_shaped("a", "b"), v4_shaped("a", "b"), v4_shaped("a", "c")
+    assert first == again != other
+    parsed = uuid.UUID(first)
+    assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_pseudonym_is_hmac_sha256_of_platform_kind_and_id() -> None:
+    key = b"k" * 32
+    expected = hmac.new(key, b"udemy\x1fuserId\x1f1234567", hashlib.sha256).hexdigest()
+    assert Pseudonymizer(key).name("udemy", "userId", "1234567") == expected
+    assert Pseudonymizer(b"x" * 32).name("udemy", "userId", "1234567") != expected
+
+
+def test_timestamps_are_utc_with_milliseconds() -> None:
+    when = datetime(2018, 5, 11, 19, 55, 38, 742999, tzinfo=UTC) + timedelta(hours=0)
+    assert format_timestamp(when) == "2018-05-11T19:55:38.742Z"
+
+
+def test_progress_is_the_union_of_segments_over_the_length() -> None:
+    s = VideoSession(session_id="x", last_seen=T0, length=100)
+    s.segments = [(0, 30), (20, 50), (80, 90)]  # union: 0-50 and 80-90 = 60 s
+    assert s.progress() == 0.6
+    assert s.played_segments() == "0.000[.]30.000[,]20.000[.]50.000[,]80.000[.]90.000"
+    s.segments.append((0, 500))
+    assert s.progress() == 1.0
+
+
+def test_a_session_of_play_pause_seek_complete() -> None:
+    sessions = VideoSessions()
+    out = []
+    for e in [
+        event(Kind.PLAYED, 0, position=0.0, length=40.0),
+        event(Kind.PAUSED, 10, position=10.0),
+        event(Kind.SEEKED, 12, seek_from=10.0, seek_to=30.0),
+        event(Kind.PLAYED, 13, position=30.0),
+        event(Kind.COMPLETED, 23, position=40.0),
+    ]:
+        out += translate(e, sessions.for_event("p1", e), ACTOR)
+    verbs = [s.verb.display["en-US"] for s in out]
+    assert verbs == ["played", "paused", "seeked", "played", "completed"]
+    completed = out[-1]
+    assert completed.result is not None and completed.result.extensions is not None
+    assert completed.result.extensions[v.PROGRESS] == 0.5  # 10 s + 10 s of 40 s
+    assert completed.result.extensions[v.PLAYED_SEGMENTS] == "0.000[.]10.000[,]30.000[.]40.000"
+    assert completed.result.completion is True and completed.result.duration == "PT20S"
+    session_ids = {
+        s.context.extensions[v.SESSION_ID] for s in out if s.context and s.context.extensions
+    }
+    assert len(session_ids) == 1
+    assert len({s.id for s in out}) == len(out)
+
+
+def test_completed_only_once_per_session() -> None:
+    sessions = VideoSessions()
+    e1, e2 = event(Kind.COMPLETED, 0, position=5.0), event(Kind.COMPLETED, 1, position=5.0)
+    assert translate(e1, sessions.for_event("p1", e1), ACTOR)
+    assert translate(e2, sessions.for_event("p1", e2), ACTOR) == []
+
+
+def test_an_idle_gap_starts_a_new_session() -> None:
+    sessions = VideoSessions(idle_timeout=timedelta(minutes=30))
+    a, b = event(Kind.PLAYED, 0, position=1.0), event(Kind.PLAYED, 3600, position=1.0)
+    assert sessions.for_event("p1", a).session_id != sessions.for_event("p1", b).session_id
+
+
+def test_sessions_are_bounded() -> None:
+    sessions = VideoSessions(max_sessions=3)
+    for i in range(10):
+        e = event(Kind.PLAYED, i, position=0.0).model_copy(update={"session_key": f"s{i}"})
+        sessions.for_event("p1", e)
+    assert len(sessions) == 3
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": "not-a-uuid"},
+        {"timestamp": "2024-01-01 12:00:00"},
+        {"object": {"id": "no scheme", "definition": {"type": v.VIDEO_TYPE}}},
+        {"verb": {"id": v.VERBS["played"], "display": {"not a tag!": "played"}}},
+        {"result": {"completion": True}},  # completion outside `completed`
+        {"result": {"duration": "PT1M30"}},
+        {"result": {"extensions": {"time": 1}}},  # extension key must be an IRI
+        {"context": {"extensions": {}}},  # no empty objects
+    ],
+)
+def test_statement_model_refuses_invalid_xapi(bad: dict[str, object]) -> None:
+    good: dict[str, object] = {
+        "id": v4_shaped("x"),
+        "actor": {"account": {"homePage": "https://www.example.org", "name": "p"}},
+        "verb": {"id": v.VERBS["played"], "display": {"en-US": "played"}},
+        "object": {"id": "https://www.example.org/v/1", "definition": {"type": v.VIDEO_TYPE}},
+        "timestamp": "2024-01-01T12:00:00.000Z",
+    }
+    m.Statement.model_validate(good)
+    with pytest.raises(ValidationError):
+        m.Statement.model_validate(good | bad)
+
+
+def test_canonical_json_has_sorted_keys_and_no_spaces() -> None:
+    e = event(Kind.PLAYED, 0, position=1.23456)
+    (statement,) = translate(e, VideoSessions().for_event("p1", e), ACTOR)
+    text = statement.to_json()
+    assert ": " not in text and ", " not in text
+    assert re.search(r"/extensions/time\":1\.235\b", text)
