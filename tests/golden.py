@@ -13,11 +13,14 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from xapitap.capture import Capture
+from xapitap.decoding import DecodeError
+from xapitap.decoding import decompress
 from xapitap.pipeline import Pipeline
 from xapitap.pseudonym import Pseudonymizer
 
@@ -112,7 +115,7 @@ def run(case: Case) -> list[dict[str, Any]]:
     for request in case.requests():
         capture = request.capture()
         match = matcher.match(
-            capture.method, capture.host, capture.path, capture.header, lambda: _plain(capture)
+            capture.method, capture.host, capture.path, capture.header, partial(_plain, capture)
         )
         if match is None:
             results.append({"rule": None})
@@ -130,9 +133,6 @@ def run(case: Case) -> list[dict[str, Any]]:
 
 
 def _plain(capture: Capture) -> bytes:
-    from xapitap.decoding import DecodeError
-    from xapitap.decoding import decompress
-
     try:
         return decompress(capture.body, capture.header("content-encoding"), MAX_BODY)
     except DecodeError:

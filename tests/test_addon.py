@@ -6,13 +6,13 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import golden
 import pytest
 from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
+import golden
 from xapitap.addon import XapiTap
 from xapitap.store import Store
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import golden
 from support.ralph import validate_with_ralph
-
 from xapitap.xapi import vocab as v
 
 PLACEHOLDERS = {

@@ -3,9 +3,9 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-import golden
 import pytest
 
+import golden
 from xapitap.pseudonym import load_or_create_key
 from xapitap.store import Provenance
 from xapitap.store import Reject
