@@ -73,7 +73,7 @@ class Pipeline:
             name = self._pseudonymizer.name(event.platform, event.user_ref_kind, event.user_ref)
             try:
                 actor = m.Agent(account=m.Account(homePage=event.origin, name=name))
-                session = self.sessions.for_event(name, event)
+                session = self.sessions.for_event(name, event, capture.received_at)
                 out.statements.extend((s, event) for s in translate(event, session, actor))
             except ValidationError as e:  # a value the statement model refuses
                 out.errors.append(f"{match.rule.name} {event.kind}: {_first_error(e)}")

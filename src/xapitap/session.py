@@ -24,7 +24,7 @@ DEFAULT_MAX_SESSIONS = 10_000
 @dataclass
 class VideoSession:
     session_id: str
-    last_seen: datetime
+    last_seen: datetime  # on the proxy's clock
     length: float | None = None
     position: float | None = None
     playing_from: float | None = None  # where the current stretch of playback began
@@ -83,17 +83,22 @@ class VideoSessions:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def for_event(self, actor: str, event: VideoEvent) -> VideoSession:
+    def for_event(self, actor: str, event: VideoEvent, seen_at: datetime) -> VideoSession:
+        """The event's session; `seen_at` is when the proxy saw it.
+
+        Idleness is measured on the proxy's clock: events mix the platform's clock (times in
+        bodies) with ours (bodies without times), and only ours is shared by all of them.
+        """
         key = (actor, event.video.id, event.session_key or "")
         session = self._sessions.get(key)
-        if session is None or event.timestamp - session.last_seen > self._idle_timeout:
+        if session is None or seen_at - session.last_seen > self._idle_timeout:
             # The first event's id names the session, so a replay gets the same session id.
             seed = event.session_key or f"{event.source_event_id}@{event.timestamp.isoformat()}"
             session_id = v4_shaped("session", MAPPING_VERSION, actor, event.video.id, seed)
-            session = VideoSession(session_id=session_id, last_seen=event.timestamp)
+            session = VideoSession(session_id=session_id, last_seen=seen_at)
             self._sessions[key] = session
         self._sessions.move_to_end(key)
-        session.last_seen = max(session.last_seen, event.timestamp)
+        session.last_seen = max(session.last_seen, seen_at)
         if event.length:
             session.length = event.length
         while len(self._sessions) > self._max:

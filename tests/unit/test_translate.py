@@ -83,7 +83,7 @@ def test_a_session_of_play_pause_seek_complete() -> None:
         event(Kind.PLAYED, 13, position=30.0),
         event(Kind.COMPLETED, 23, position=40.0),
     ]:
-        out += translate(e, sessions.for_event("p1", e), ACTOR)
+        out += translate(e, sessions.for_event("p1", e, e.timestamp), ACTOR)
     verbs = [s.verb.display["en-US"] for s in out]
     assert verbs == ["played", "paused", "seeked", "played", "completed"]
     completed = out[-1]
@@ -101,21 +101,24 @@ def test_a_session_of_play_pause_seek_complete() -> None:
 def test_completed_only_once_per_session() -> None:
     sessions = VideoSessions()
     e1, e2 = event(Kind.COMPLETED, 0, position=5.0), event(Kind.COMPLETED, 1, position=5.0)
-    assert translate(e1, sessions.for_event("p1", e1), ACTOR)
-    assert translate(e2, sessions.for_event("p1", e2), ACTOR) == []
+    assert translate(e1, sessions.for_event("p1", e1, e1.timestamp), ACTOR)
+    assert translate(e2, sessions.for_event("p1", e2, e2.timestamp), ACTOR) == []
 
 
 def test_an_idle_gap_starts_a_new_session() -> None:
     sessions = VideoSessions(idle_timeout=timedelta(minutes=30))
     a, b = event(Kind.PLAYED, 0, position=1.0), event(Kind.PLAYED, 3600, position=1.0)
-    assert sessions.for_event("p1", a).session_id != sessions.for_event("p1", b).session_id
+    assert (
+        sessions.for_event("p1", a, a.timestamp).session_id
+        != sessions.for_event("p1", b, b.timestamp).session_id
+    )
 
 
 def test_sessions_are_bounded() -> None:
     sessions = VideoSessions(max_sessions=3)
     for i in range(10):
         e = event(Kind.PLAYED, i, position=0.0).model_copy(update={"session_key": f"s{i}"})
-        sessions.for_event("p1", e)
+        sessions.for_event("p1", e, e.timestamp)
     assert len(sessions) == 3
 
 
@@ -147,7 +150,7 @@ def test_statement_model_refuses_invalid_xapi(bad: dict[str, object]) -> None:
 
 def test_canonical_json_has_sorted_keys_and_no_spaces() -> None:
     e = event(Kind.PLAYED, 0, position=1.23456)
-    (statement,) = translate(e, VideoSessions().for_event("p1", e), ACTOR)
+    (statement,) = translate(e, VideoSessions().for_event("p1", e, e.timestamp), ACTOR)
     text = statement.to_json()
     assert ": " not in text and ", " not in text
     assert re.search(r"/extensions/time\":1\.235\b", text)

@@ -1,0 +1,124 @@
+"""End to end: real HTTPS through a real mitmdump with the addon, into a real Ralph LRS.
+
+`requests` plays the browser. The platforms' hosts are unreachable here, so the proxy answers
+the analytics requests itself (xapi_answer_locally); the passthrough tests use a loopback
+upstream instead.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import golden
+from support.proxy import Mitmdump
+from support.ralph import RalphLRS
+from support.ralph import validate_with_ralph
+from test_ralph_models import ralph_gap
+from test_ralph_models import with_placeholders
+from xapitap.pseudonym import key_path_for
+from xapitap.store import Store
+
+pytestmark = pytest.mark.e2e
+
+
+def lrs_options(lrs: RalphLRS) -> list[str]:
+    return [
+        "--set", f"xapi_lrs_endpoint={lrs.url}",
+        "--set", f"xapi_lrs_username={lrs.username}",
+        "--set", f"xapi_lrs_password={lrs.password}",
+    ]  # fmt: skip
+
+
+def send(proxy: Mitmdump, request: golden.Request) -> requests.Response:
+    return requests.request(
+        request.method,
+        request.url,
+        data=request.body,
+        headers=request.headers,
+        proxies=proxy.proxies,
+        verify=str(proxy.ca),  # passed per request: REQUESTS_CA_BUNDLE would override a Session
+        timeout=30,
+    )
+
+
+def stored(path: Path) -> list[dict[str, Any]]:
+    store = Store(path)
+    try:
+        return [json.loads(text) for text in store.statements_json()]
+    finally:
+        store.close()
+
+
+def as_sent(statement: dict[str, Any]) -> dict[str, Any]:
+    """A statement as the LRS returns it, less what the LRS adds."""
+    return {k: v for k, v in statement.items() if k not in ("stored", "authority")}
+
+
+@pytest.mark.parametrize("case", golden.cases(), ids=lambda c: c.name)
+def test_golden_case_through_the_proxy_into_ralph(
+    case: golden.Case, ralph: RalphLRS, tmp_path: Path
+) -> None:
+    proxy = Mitmdump(tmp_path, *lrs_options(ralph), "--set", "xapi_answer_locally=true")
+    # The golden files' pseudonyms come from a fixed key: give the proxy that key.
+    key_path_for(proxy.store).write_text(golden.TEST_KEY.hex())
+    with proxy:
+        for request in case.requests():
+            response = send(proxy, request)
+            assert response.status_code == 200, response.text
+            assert response.headers["x-xapitap"] == "answered-locally"
+    assert proxy.returncode == 0, proxy.output
+
+    ours = stored(proxy.store)
+    predicted = [s for r in golden.expected(case) for s in r.get("statements", [])]
+    if case.arrival_dependent:
+        # Ids and times come from when the proxy saw each request; everything else must hold.
+        def shape(s: dict[str, Any]) -> tuple[Any, ...]:
+            return (s["verb"]["id"], s["object"]["id"], s.get("result", {}).get("extensions"))
+
+        assert [shape(s) for s in ours] == [shape(s) for s in predicted]
+    else:
+        assert ours == predicted
+
+    in_lrs = [ralph.get(s["id"]) for s in ours]
+    assert [as_sent(s) for s in in_lrs if s] == ours, "the LRS holds exactly what we stored"
+
+    verdicts = validate_with_ralph([with_placeholders(s) for s in ours])
+    for statement, verdict in zip(ours, verdicts, strict=True):
+        assert verdict["ok"] != bool(ralph_gap(statement)), verdict
+
+
+def test_unreachable_lrs_keeps_statements_queued_then_delivers_them(
+    ralph: RalphLRS, tmp_path: Path
+) -> None:
+    case = next(c for c in golden.cases() if c.name == "segment/video-spec-session")
+    ralph.stop()
+    try:
+        proxy = Mitmdump(tmp_path, *lrs_options(ralph), "--set", "xapi_answer_locally=true")
+        with proxy:
+            for request in case.requests():
+                assert send(proxy, request).status_code == 200
+        status = cli("status", "--store", str(proxy.store))
+        assert "0 delivered, 6 queued" in status and "ConnectionError" in status
+    finally:
+        ralph.start()
+    # The next start on the same store delivers what was left.
+    with Mitmdump(tmp_path, *lrs_options(ralph)) as again:
+        pass
+    assert again.returncode == 0
+    ours = stored(proxy.store)
+    assert [as_sent(s) for s in map(ralph.get, (s["id"] for s in ours)) if s] == ours
+    assert "6 delivered, 0 queued" in cli("status", "--store", str(proxy.store))
+
+
+def cli(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "xapitap", *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout
