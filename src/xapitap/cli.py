@@ -75,6 +75,9 @@ def _run(args: argparse.Namespace, store: Path, passthrough: list[str]) -> int:
         str(args.port),
         "--set",
         f"confdir={confdir}",
+        # Connect upstream only when a request needs it, so that local answers work offline.
+        "--set",
+        "connection_strategy=lazy",
         "-s",
         str(Path(script.__file__).resolve()),
         "--set",

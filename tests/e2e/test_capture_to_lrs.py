@@ -30,10 +30,13 @@ pytestmark = pytest.mark.e2e
 
 def lrs_options(lrs: RalphLRS) -> list[str]:
     return [
-        "--set", f"xapi_lrs_endpoint={lrs.url}",
-        "--set", f"xapi_lrs_username={lrs.username}",
-        "--set", f"xapi_lrs_password={lrs.password}",
-    ]  # fmt: skip
+        "--set",
+        f"xapi_lrs_endpoint={lrs.url}",
+        "--set",
+        f"xapi_lrs_username={lrs.username}",
+        "--set",
+        f"xapi_lrs_password={lrs.password}",
+    ]
 
 
 def send(proxy: Mitmdump, request: golden.Request) -> requests.Response:

@@ -16,7 +16,7 @@ from typing import Self
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADDON = REPO_ROOT / "addons" / "xapitap.py"
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
-_LISTENING = re.compile(r"proxy listening at \*?:?\[?[\w.:]*\]?:(\d+)")
+_LISTENING = re.compile(r"proxy (?:\([\w ]+\) )?listening at .*:(\d+)\.")
 # What the addon logs once its store and threads are up (after mitmdump listens).
 _ADDON_READY = "xapitap: storing statements in"
 
@@ -24,19 +24,28 @@ _ADDON_READY = "xapitap: storing statements in"
 class Mitmdump:
     """mitmdump on 127.0.0.1 and a free port, with a fresh CA in `confdir`."""
 
-    def __init__(self, workdir: Path, *args: str, addon: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, *args: str, addon: bool = True, set_store: bool = True
+    ) -> None:
+        """`set_store=False` leaves xapi_store to a config.yaml or the default."""
         self.confdir = workdir / "confdir"
         self.confdir.mkdir(parents=True, exist_ok=True)
         self.store = workdir / "xapitap.sqlite3"
         self.args = [
             str(MITMDUMP),
-            "--listen-host", "127.0.0.1",
-            "-p", "0",
-            "--set", f"confdir={self.confdir}",
-            "--set", "connection_strategy=lazy",
-        ]  # fmt: skip
+            "--listen-host",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "--set",
+            f"confdir={self.confdir}",
+            "--set",
+            "connection_strategy=lazy",
+        ]
         if addon:
-            self.args += ["-s", str(ADDON), "--set", f"xapi_store={self.store}"]
+            self.args += ["-s", str(ADDON)]
+        if addon and set_store:
+            self.args += ["--set", f"xapi_store={self.store}"]
         self.args += list(args)
         self.addon = addon
         self.port = 0

@@ -49,8 +49,17 @@ def test_outbox_keeps_what_was_not_delivered(tmp_path: Path) -> None:
 
 def test_rejects_keep_the_body_and_reason(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite3")
-    reject = Reject("udemy.ecl", "invalid JSON", "POST", "https://www.udemy.com/api-2.0/ecl",
-                    "text/plain", None, b"[{", 2, "f1")  # fmt: skip
+    reject = Reject(
+        "udemy.ecl",
+        "invalid JSON",
+        "POST",
+        "https://www.udemy.com/api-2.0/ecl",
+        "text/plain",
+        None,
+        b"[{",
+        2,
+        "f1",
+    )
     store.add_reject(reject, counters={"errors": 1})
     assert store.rejects() == [reject]
     assert store.counters() == {"errors": 1}
