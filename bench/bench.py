@@ -149,6 +149,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def core_busy_seconds(core: int | None) -> float:
+    """Time a CPU core spent on anything but idling, from /proc/stat (0 when not pinned)."""
+    if core is None:
+        return 0.0
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{core} "):
+            ticks = [int(x) for x in line.split()[1:]]
+            idle = ticks[3] + ticks[4]  # idle + iowait
+            return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -463,6 +475,7 @@ class Run:
     p99_ms: float
     cpu_ms_per_req: float  # mitmdump CPU during the measured window / requests
     cpu_busy: float  # mitmdump CPU during the window / wall time (1.0 = one core saturated)
+    others_busy: float  # other processes' share of mitmdump's core during the window
     drain_s: float  # how long mitmdump stayed busy after the load stopped
     cpu_ms_per_req_drained: float  # the same, counting CPU spent after the load stopped
 
@@ -522,7 +535,7 @@ def measure_proxy(args: argparse.Namespace, workdir: Path, children: Children) -
     )
     print(
         f"{'traffic':<10} {'config':<8} {'rep':>3} {'req/s':>8} {'errors':>6} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'cpu%':>5} {'cpu ms/req':>10} {'drain s':>7}"
+        f"{'p99 ms':>7} {'cpu%':>5} {'other%':>6} {'cpu ms/req':>10} {'drain s':>7}"
     )
     for rep in range(1, args.reps + 1):
         for kind in TRAFFIC:
@@ -532,9 +545,9 @@ def measure_proxy(args: argparse.Namespace, workdir: Path, children: Children) -
                 tag = f"{kind}-{name}-{rep}"
                 loadgen.run(proxy.port, kind, args.warmup, args.connections, f"w-{tag}")
                 wait_idle(pid)
-                cpu0 = cpu_seconds(pid)
+                cpu0, core0 = cpu_seconds(pid), core_busy_seconds(proxy_core)
                 load = loadgen.run(proxy.port, kind, args.duration, args.connections, f"m-{tag}")
-                cpu1 = cpu_seconds(pid)
+                cpu1, core1 = cpu_seconds(pid), core_busy_seconds(proxy_core)
                 drain_s, drain_cpu = wait_idle(pid)
                 if proxy.proc.poll() is not None:
                     raise RuntimeError(f"mitmdump ({name}) died:\n{proxy.log.read_text()}")
@@ -551,6 +564,9 @@ def measure_proxy(args: argparse.Namespace, workdir: Path, children: Children) -
                     p99_ms=load.p99_ms,
                     cpu_ms_per_req=(cpu1 - cpu0) * 1e3 / n,
                     cpu_busy=(cpu1 - cpu0) / load.seconds if load.seconds else 0.0,
+                    others_busy=max(0.0, (core1 - core0) - (cpu1 - cpu0)) / load.seconds
+                    if load.seconds and proxy_core is not None
+                    else 0.0,
                     drain_s=drain_s,
                     cpu_ms_per_req_drained=(cpu1 - cpu0 + drain_cpu) * 1e3 / n,
                 )
@@ -558,6 +574,7 @@ def measure_proxy(args: argparse.Namespace, workdir: Path, children: Children) -
                 print(
                     f"{kind:<10} {name:<8} {rep:>3} {run.rps:>8.0f} {run.errors:>6} "
                     f"{run.p50_ms:>7.2f} {run.p99_ms:>7.2f} {run.cpu_busy * 100:>5.0f} "
+                    f"{run.others_busy * 100:>6.0f} "
                     f"{run.cpu_ms_per_req:>10.3f} {run.drain_s:>7.1f}",
                     flush=True,
                 )

@@ -46,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"xapitap: no store at {store_path} yet", file=sys.stderr)
         return 1
     if args.command == "export":
-        return _export(store_path, args.output)
+        try:
+            return _export(store_path, args.output)
+        except BrokenPipeError:  # the reader left early (`| head`): not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     return _status(store_path)
 
 

@@ -17,6 +17,8 @@ import pytest
 import requests
 
 import golden
+from support.proxy import ADDON
+from support.proxy import MITMDUMP
 from support.proxy import Mitmdump
 from support.ralph import RalphLRS
 from support.ralph import validate_with_ralph
@@ -125,3 +127,37 @@ def cli(*args: str) -> str:
         [sys.executable, "-m", "xapitap", *args], capture_output=True, text=True, check=True
     )
     return done.stdout
+
+
+def test_a_recorded_session_replays_to_the_same_statements(tmp_path: Path) -> None:
+    """Record with -w, re-run the recording offline with -nr: identical statements, even for
+    a platform whose statements take their times from when the proxy saw each request."""
+    case = next(c for c in golden.cases() if c.name == "udemy/video-controls-session")
+    recording = tmp_path / "session.mitm"
+    live = Mitmdump(tmp_path / "live", "--set", "xapi_answer_locally=true", "-w", str(recording))
+    key_path_for(live.store).parent.mkdir(parents=True, exist_ok=True)
+    key_path_for(live.store).write_text(golden.TEST_KEY.hex())
+    with live:
+        for request in case.requests():
+            assert send(live, request).status_code == 200
+    replay_store = tmp_path / "replay.sqlite3"
+    key_path_for(replay_store).write_text(golden.TEST_KEY.hex())
+    done = subprocess.run(
+        [
+            str(MITMDUMP),
+            "-n",
+            "-r",
+            str(recording),
+            "-s",
+            str(ADDON),
+            "--set",
+            f"xapi_store={replay_store}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    original = stored(live.store)
+    assert len(original) == 9
+    assert stored(replay_store) == original

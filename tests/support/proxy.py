@@ -81,6 +81,8 @@ class Mitmdump:
         deadline = time.monotonic() + timeout
         while not listening.wait(0.05):
             if self._proc.poll() is not None or time.monotonic() > deadline:
+                if self._proc.poll() is None:  # never leave a half-started proxy behind
+                    self._proc.kill()
                 self._proc.wait(5)
                 self.returncode = self._proc.returncode
                 time.sleep(0.2)  # let the reader thread collect the last lines
