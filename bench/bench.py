@@ -622,12 +622,17 @@ def _summarize(runs: list[Run]) -> dict[str, Any]:
                     r.cpu_ms_per_req_drained for r in mine
                 ),
                 "errors": sum(r.errors for r in mine),
+                "others_busy_max": max(r.others_busy for r in mine),
             }
         bare, tap = per["bare"], per["xapitap"]
         per["ratio_of_medians"] = tap["rps_median"] / bare["rps_median"]
         pairs = [t / b for t, b in zip(tap["rps_runs"], bare["rps_runs"], strict=True) if b]
         per["ratio_per_rep"] = [round(p, 3) for p in pairs]
-        per["cpu_ratio"] = tap["cpu_ms_per_req_median"] / bare["cpu_ms_per_req_median"]
+        # The throughput ratio that the CPU cost alone implies (mitmdump is CPU-bound here);
+        # less sensitive to other processes than req/s, not to clock speed or cache effects.
+        per["cpu_implied_ratio"] = (
+            bare["cpu_ms_per_req_median"] / tap["cpu_ms_per_req_drained_median"]
+        )
         summary[kind] = per
     return summary
 
@@ -647,14 +652,14 @@ def measure_hook(n: int, workdir: Path) -> dict[str, Any]:
 
     from xapitap.addon import XapiTap
 
-    def flows(url: str, prefix: str) -> list[Any]:
+    def flows(url: str, prefix: str, count: int = n) -> list[Any]:
         return [
             tflow.tflow(
                 req=http.Request.make(
                     "POST", url, body_for(f"{prefix}-{i}"), {"content-type": "text/plain"}
                 )
             )
-            for i in range(n)
+            for i in range(count)
         ]
 
     def timed(addon: XapiTap, batch: list[Any]) -> list[int]:
@@ -675,8 +680,8 @@ def measure_hook(n: int, workdir: Path) -> dict[str, Any]:
         tctx.configure(addon, xapi_store=str(store))
         addon.running()
         try:
-            warm = flows("https://api.segment.io/v1/t", "warm")[:200]
-            warm += flows("https://example.org/api/x", "warm-x")[:200]
+            warm = flows("https://api.segment.io/v1/t", "warm", 200)
+            warm += flows("https://example.org/api/x", "warm-x", 200)
             timed(addon, warm)
             time.sleep(0.5)  # let the intake thread store the warm-up flows
             for kind, url in (
@@ -745,7 +750,8 @@ def report(results: dict[str, Any]) -> None:
         print(f"load: {proxy['loadgen']}; {proxy['pinning']}")
         print(
             f"\n{'traffic':<10} {'bare req/s':>11} {'xapitap req/s':>14} {'ratio':>6} "
-            f"{'per rep':>20} {'CPU ms/req bare':>16} {'xapitap':>8} {'+drain':>7}"
+            f"{'per rep':>20} {'CPU ms/req bare':>16} {'xapitap':>8} {'+drain':>7} "
+            f"{'CPU ratio':>9}"
         )
         for kind, s in proxy["summary"].items():
             per_rep = " ".join(f"{p:.3f}" for p in s["ratio_per_rep"])
@@ -754,10 +760,17 @@ def report(results: dict[str, Any]) -> None:
                 f" {s['ratio_of_medians']:>6.3f} {per_rep:>20} "
                 f"{s['bare']['cpu_ms_per_req_median']:>16.3f} "
                 f"{s['xapitap']['cpu_ms_per_req_median']:>8.3f} "
-                f"{s['xapitap']['cpu_ms_per_req_drained_median']:>7.3f}"
+                f"{s['xapitap']['cpu_ms_per_req_drained_median']:>7.3f} "
+                f"{s['cpu_implied_ratio']:>9.3f}"
             )
         errors = sum(s[c]["errors"] for s in proxy["summary"].values() for c in CONFIGS)
+        others = max(s[c]["others_busy_max"] for s in proxy["summary"].values() for c in CONFIGS)
         print(f"load errors (connect/read/write/timeout/non-2xx): {errors}")
+        print(
+            f"other processes on mitmdump's core: up to {others * 100:.0f} % of it in a run"
+            + ("  <- noisy: rerun on a quiet machine" if others > 0.05 else "")
+        )
+        print("CPU ratio = bare CPU ms/req / xapitap CPU ms/req incl. drain (a cross-check)")
         print(f"xapitap store after the runs: {proxy['store']}")
         s = proxy["summary"]
         ratio = s["plain"]["ratio_of_medians"]
@@ -813,6 +826,8 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # Also when started in the background, where SIGINT would be ignored: Ctrl-C must clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     children = Children()
     results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -21,6 +23,7 @@ from xapitap.pipeline import Pipeline
 from xapitap.store import Provenance
 from xapitap.store import Reject
 from xapitap.store import Store
+from xapitap.xapi.models import Statement
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ class Intake:
 
     def _process(self, store: Store, work: list[tuple[RuleMatch, Capture]]) -> None:
         stored = []
+        rejects = []
         counters: Counter[str] = Counter()
         for match, capture in work:
             counters[f"requests {match.rule.name}"] += 1
@@ -98,41 +102,55 @@ class Intake:
             except Exception as e:  # a bug must cost one request, never the proxy
                 log.exception("could not process %s request", match.rule.name)
                 reason = f"{match.rule.name}: internal error: {type(e).__name__}: {e}"
-                self._reject(store, match, capture, reason)
-                counters["errors"] += 1
+                rejects.append(self._reject(match, capture, reason))
                 continue
             for reason in outcome.ignored:
                 counters[f"ignored {reason}"] += 1
             for error in outcome.errors:
                 log.warning("unreadable %s request: %s", match.rule.name, error)
-                self._reject(store, match, capture, error)
-                counters["errors"] += 1
+                rejects.append(self._reject(match, capture, error))
             for statement, event in outcome.statements:
                 prov = Provenance(
                     event.platform, event.rule, event.source_event_id, capture.flow_id
                 )
                 stored.append((statement, prov))
-        added = store.add(stored, self._targets)
-        counters["statements"] += added
-        counters["duplicates"] += len(stored) - added
-        store.bump(dict(counters))
+        counters["errors"] += len(rejects)
+        added = self._write(store, stored, rejects, dict(counters))
         with self._lock:
             self._queued_bytes -= sum(len(c.body) for _, c in work)
         if added:
             self._on_stored()
 
-    def _reject(self, store: Store, match: RuleMatch, capture: Capture, reason: str) -> None:
+    def _write(
+        self,
+        store: Store,
+        stored: list[tuple[Statement, Provenance]],
+        rejects: list[Reject],
+        counters: dict[str, int],
+    ) -> int:
+        """Write, retrying until the store takes it: what was translated is never dropped.
+
+        Meanwhile the queue fills, and then the hook holds new analytics requests back.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return store.add(stored, self._targets, rejects, counters)
+            except sqlite3.Error as e:
+                log.error("cannot write to %s (%s); retrying in %.0f s", store.path, e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 30)
+
+    def _reject(self, match: RuleMatch, capture: Capture, reason: str) -> Reject:
         keep = len(capture.body) <= self._max_body_bytes
-        store.add_reject(
-            Reject(
-                rule=match.rule.name,
-                reason=reason,
-                method=capture.method,
-                url=f"{capture.origin}{capture.path}",
-                content_type=capture.header("content-type"),
-                content_encoding=capture.header("content-encoding"),
-                body=capture.body if keep else None,
-                body_size=len(capture.body),
-                flow_id=capture.flow_id,
-            )
+        return Reject(
+            rule=match.rule.name,
+            reason=reason,
+            method=capture.method,
+            url=f"{capture.origin}{capture.path}",
+            content_type=capture.header("content-type"),
+            content_encoding=capture.header("content-encoding"),
+            body=capture.body if keep else None,
+            body_size=len(capture.body),
+            flow_id=capture.flow_id,
         )

@@ -130,11 +130,14 @@ class Store:
         self,
         items: Iterable[tuple[Statement, Provenance]],
         targets: Iterable[str] = (),
+        rejects: Iterable[Reject] = (),
         counters: dict[str, int] | None = None,
     ) -> int:
-        """Store statements (an id already stored is kept as it was) and queue the new ones
-        for each target, in one transaction. Returns how many were new."""
+        """Store statements (an id already stored is kept as it was), queue the new ones for
+        each target, keep the rejects and count, all in one transaction. Returns how many
+        statements were new."""
         targets = list(targets)
+        items = list(items)
         added = 0
         stamp = now()
         with self._tx():
@@ -163,32 +166,29 @@ class Store:
                         "INSERT INTO outbox (target, seq) VALUES (?, ?)",
                         [(t, seq) for t in targets],
                     )
-            self._bump(counters or {})
+            for reject in rejects:
+                self._db.execute(
+                    "INSERT INTO rejects (at, rule, reason, method, url, content_type,"
+                    " content_encoding, body, body_size, flow_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        stamp,
+                        reject.rule,
+                        reject.reason,
+                        reject.method,
+                        reject.url,
+                        reject.content_type,
+                        reject.content_encoding,
+                        reject.body,
+                        reject.body_size,
+                        reject.flow_id,
+                    ),
+                )
+            totals = dict(counters or {})
+            if items:
+                totals["statements"] = totals.get("statements", 0) + added
+                totals["duplicates"] = totals.get("duplicates", 0) + len(items) - added
+            self._bump(totals)
         return added
-
-    def add_reject(self, reject: Reject, counters: dict[str, int] | None = None) -> None:
-        with self._tx():
-            self._db.execute(
-                "INSERT INTO rejects (at, rule, reason, method, url, content_type,"
-                " content_encoding, body, body_size, flow_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    now(),
-                    reject.rule,
-                    reject.reason,
-                    reject.method,
-                    reject.url,
-                    reject.content_type,
-                    reject.content_encoding,
-                    reject.body,
-                    reject.body_size,
-                    reject.flow_id,
-                ),
-            )
-            self._bump(counters or {})
-
-    def bump(self, counters: dict[str, int]) -> None:
-        with self._tx():
-            self._bump(counters)
 
     def _bump(self, counters: dict[str, int]) -> None:
         self._db.executemany(

@@ -60,7 +60,7 @@ def test_rejects_keep_the_body_and_reason(tmp_path: Path) -> None:
         2,
         "f1",
     )
-    store.add_reject(reject, counters={"errors": 1})
+    store.add([], rejects=[reject], counters={"errors": 1})
     assert store.rejects() == [reject]
     assert store.counters() == {"errors": 1}
 
