@@ -113,6 +113,8 @@ class XapiTap:
         if req.method == "OPTIONS":
             self._preflight(flow)
             return None
+        if req.method not in self.matcher.methods:
+            return None  # most traffic ends here, at the cost of one set lookup
         match = self.matcher.match(
             req.method,
             req.pretty_host.lower(),

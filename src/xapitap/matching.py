@@ -82,6 +82,11 @@ class Matcher:
         self._methods = frozenset(m for r in self._rules for m in r.methods)
 
     @property
+    def methods(self) -> frozenset[str]:
+        """The methods any rule matches; other requests need no further look."""
+        return self._methods
+
+    @property
     def rules(self) -> tuple[EndpointRule, ...]:
         return tuple(self._rules)
 
