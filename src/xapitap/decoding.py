@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import json
 import zlib
 from typing import Any
 from urllib.parse import parse_qsl
 
 import brotli
-import zstandard
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 _BROTLI_CHUNK = 1024
@@ -99,13 +99,37 @@ def _brotli(data: bytes, max_bytes: int) -> bytes:
     return bytes(out)
 
 
+def _zstd_module() -> tuple[str, Any]:
+    """The zstd module this mitmproxy brought: the standard library's (3.14+) or its backport
+    (mitmproxy 12), else `zstandard` (mitmproxy 11)."""
+    for name in ("compression.zstd", "backports.zstd", "zstandard"):
+        try:
+            return name, importlib.import_module(name)
+        except ImportError:
+            continue
+    return "", None
+
+
+_ZSTD_NAME, _ZSTD = _zstd_module()
+
+
 def _zstd(data: bytes, max_bytes: int) -> bytes:
+    if _ZSTD is None:
+        raise DecodeError("no zstd decoder is installed")
     out = bytearray()
-    with zstandard.ZstdDecompressor().stream_reader(data) as reader:
-        while chunk := reader.read(max_bytes + 1 - len(out)):
-            out += chunk
-            if len(out) > max_bytes:
-                raise DecodeError(f"decompressed body exceeds the {max_bytes}-byte cap")
+    if _ZSTD_NAME == "zstandard":
+        with _ZSTD.ZstdDecompressor().stream_reader(data) as reader:
+            while chunk := reader.read(max_bytes + 1 - len(out)):
+                out += chunk
+                if len(out) > max_bytes:
+                    break
+    else:
+        d = _ZSTD.ZstdDecompressor()
+        out += d.decompress(data, max_length=max_bytes + 1)
+        if len(out) <= max_bytes and not d.eof:
+            raise DecodeError("truncated compressed body")
+    if len(out) > max_bytes:
+        raise DecodeError(f"decompressed body exceeds the {max_bytes}-byte cap")
     return bytes(out)
 
 
