@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable
 from collections.abc import Callable
 from datetime import UTC
@@ -43,7 +44,7 @@ class XapiTap:
         self.settings: opts.Settings | None = None
         self.matcher: Matcher | None = None
         self.intake: Intake | None = None
-        self.forwarder: Forwarder | None = None
+        self.forwarders: list[Forwarder] = []
 
     def load(self, loader: Loader) -> None:
         for name, (typespec, default, help_text) in opts.OPTIONS.items():
@@ -63,7 +64,8 @@ class XapiTap:
         started = self.intake is not None and self.settings is not None
         if started and _restart_needed(self.settings, new):
             raise exceptions.OptionsError(
-                "xapi_store, xapi_lrs_* and xapi_max_body_bytes apply at start; restart"
+                "xapi_store, xapi_lrs_*, xapi_targets_file and xapi_max_body_bytes apply at "
+                "start; restart"
             )
         rules = [rule for adapter in all_adapters() for rule in adapter.rules]
         self.matcher = Matcher(rules, new.extra_hosts)
@@ -74,37 +76,46 @@ class XapiTap:
         self.start(self.settings)
 
     def start(self, s: opts.Settings) -> None:
-        """Open the store and start the intake and forwarder threads."""
+        """Open the store and start the intake thread and one forwarder per LRS target."""
         Store(s.store).close()  # creates the file and schema, and fails early if it can't
         pipeline = Pipeline(
             Pseudonymizer(load_or_create_key(key_path_for(s.store))), s.max_body_bytes
         )
-        if s.lrs is not None:
-            self.forwarder = Forwarder(s.store, s.lrs)
-            self.forwarder.start()
+        self.forwarders = [Forwarder(s.store, target) for target in s.targets]
+        for forwarder in self.forwarders:
+            forwarder.start()
         self.intake = Intake(
             pipeline,
             s.store,
-            targets=[s.lrs.key] if s.lrs else [],
+            targets=s.targets,
             max_body_bytes=s.max_body_bytes,
-            on_stored=self.forwarder.wake if self.forwarder else lambda: None,
+            on_stored=self._wake_forwarders,
         )
         self.intake.start()
-        where = f"forwarding to {s.lrs.endpoint}" if s.lrs else "no LRS configured"
-        log.info("xapitap: storing statements in %s; %s", s.store, where)
+        where = ", ".join(f"{t.name} ({t.endpoint})" for t in s.targets) or "no LRS configured"
+        log.info("xapitap: storing statements in %s; forwarding to %s", s.store, where)
+
+    def _wake_forwarders(self) -> None:
+        for forwarder in self.forwarders:
+            forwarder.wake()
 
     async def done(self) -> None:
         await asyncio.to_thread(self.stop)
 
     def stop(self) -> None:
-        """Store everything queued, then give the LRS forwarder its flush time."""
+        """Store everything queued, then give the LRS forwarders their flush time."""
         if self.intake is not None:
             self.intake.stop(timeout=60)
             self.intake = None
-        if self.forwarder is not None:
-            assert self.settings is not None
-            self.forwarder.stop(self.settings.flush_seconds)
-            self.forwarder = None
+        assert self.settings is not None
+        flush = self.settings.flush_seconds
+        # Side by side, so that several targets share the flush time instead of adding up.
+        stoppers = [threading.Thread(target=f.stop, args=(flush,)) for f in self.forwarders]
+        for stopper in stoppers:
+            stopper.start()
+        for stopper in stoppers:
+            stopper.join()
+        self.forwarders = []
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if self.matcher is None or self.intake is None or self.settings is None:
@@ -163,7 +174,11 @@ class XapiTap:
 def _restart_needed(old: opts.Settings | None, new: opts.Settings) -> bool:
     if old is None:
         return False
-    return (old.store, old.lrs, old.max_body_bytes) != (new.store, new.lrs, new.max_body_bytes)
+    return (old.store, old.targets, old.max_body_bytes) != (
+        new.store,
+        new.targets,
+        new.max_body_bytes,
+    )
 
 
 def _body_reader(req: http.Request, max_bytes: int) -> Callable[[], bytes]:

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from pydantic import ValidationError
+
+from xapitap import forwarder
 from xapitap import paths
 from xapitap import script
 from xapitap.store import Store
+from xapitap.targets import Target
+from xapitap.targets import describe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +45,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = sub.add_parser("status", help="what was captured and delivered")
     status.add_argument("--store", type=Path, default=None)
 
+    retry = sub.add_parser("retry", help="re-queue dead-lettered statements")
+    retry.add_argument("--store", type=Path, default=None)
+    retry.add_argument("--target", default=None, help="only this target's (default: all)")
+
+    push = sub.add_parser("push", help="send the stored statements to an LRS")
+    push.add_argument("--store", type=Path, default=None)
+    push.add_argument("--to", required=True, metavar="URL", help="the LRS's xAPI base URL")
+    push.add_argument("--name", default=None, help="target name in the store (default: host)")
+    push.add_argument("--username", default="")
+    push.add_argument(
+        "--password-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding the password",
+    )
+    push.add_argument("--platform", action="append", default=None, help="only this platform")
+    push.add_argument("--verb", action="append", default=None, help="only this verb")
+    push.add_argument("--version", default="auto", choices=["auto", "1.0.3", "2.0.0"])
+
     args, passthrough = parser.parse_known_args(argv)
     if args.command != "run" and passthrough:
         parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
@@ -45,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not store_path.exists():
         print(f"xapitap: no store at {store_path} yet", file=sys.stderr)
         return 1
+    if args.command == "retry":
+        return _retry(store_path, args.target)
+    if args.command == "push":
+        return _push(store_path, args)
     if args.command == "export":
         try:
             return _export(store_path, args.output)
@@ -112,9 +144,22 @@ def _status(store_path: Path) -> int:
     try:
         print(f"store: {store_path}")
         print(f"statements: {store.count_statements()}")
-        for target in store.target_status():
-            line = f"LRS {target.target}: {target.delivered} delivered, {target.queued} queued"
-            print(line + (f"; last error: {target.last_error}" if target.last_error else ""))
+        for t in store.target_status():
+            print(
+                f"LRS {t.target} ({t.endpoint}): {t.delivered} delivered, {t.queued} queued, "
+                f"{t.dead} dead-lettered; xAPI {t.version or '?'}; {t.state}"
+            )
+            if t.last_success_at:
+                print(f"  last success {t.last_success_at}")
+            if t.last_error:
+                print(f"  last error {t.last_error_at}: {t.last_error}")
+        letters = store.dead_letters()
+        if letters:
+            print(f"dead letters: {len(letters)} (xapitap retry re-queues them)")
+            for target, statement_id, reason, diff in letters[-5:]:
+                print(f"  {target} {statement_id}: {reason}")
+                for line in (diff or "").splitlines()[:5]:
+                    print(f"    {line}")
         rejects = store.rejects()
         print(f"unreadable requests: {len(rejects)}")
         for reject in rejects[-5:]:
@@ -124,6 +169,72 @@ def _status(store_path: Path) -> int:
     finally:
         store.close()
     return 0
+
+
+def _retry(store_path: Path, target: str | None) -> int:
+    store = Store(store_path)
+    try:
+        count = store.retry_dead(target)
+    finally:
+        store.close()
+    print(f"re-queued {count} dead-lettered statements; a running proxy sends them shortly")
+    return 0
+
+
+def _push(store_path: Path, args: argparse.Namespace) -> int:
+    name = args.name or re.sub(r"[^A-Za-z0-9_.-]", "-", urlsplit(args.to).netloc)[:64] or "push"
+    password = os.environ.get(args.password_env, "") if args.password_env else ""
+    if args.password_env and not password:
+        print(f"xapitap: {args.password_env} is not set", file=sys.stderr)
+        return 2
+    try:
+        target = Target(
+            name=name,
+            endpoint=args.to,
+            username=args.username,
+            password=password,
+            platforms=args.platform,
+            verbs=args.verb,
+            version=args.version,
+        )
+    except ValidationError as e:
+        print(f"xapitap: {describe(e)}", file=sys.stderr)
+        return 2
+    store = Store(store_path)
+    try:
+        store.set_target(target.name, target.endpoint)
+        added = store.enqueue_all(target)
+        total = sum(t.queued for t in store.target_status() if t.target == target.name)
+        print(f"pushing {total} statements to {target.endpoint} ({added} newly queued)")
+        bar = _ProgressBar(total)
+        outcome = forwarder.run(
+            store, target, threading.Event(), time.sleep, progress=bar.advance, until_empty=True
+        )
+        bar.done()
+        (status,) = (t for t in store.target_status() if t.target == target.name)
+    finally:
+        store.close()
+    print(
+        f"{status.delivered} delivered, {status.queued} still queued, {status.dead} dead-lettered"
+    )
+    if outcome is not None:
+        print(f"stopped: {outcome.auth_failed or outcome.error}", file=sys.stderr)
+    return 0 if status.queued == 0 and status.dead == 0 else 1
+
+
+class _ProgressBar:
+    def __init__(self, total: int) -> None:
+        self.total = max(total, 1)
+        self.settled = 0
+
+    def advance(self, settled: int, unsent: int) -> None:
+        self.settled += settled
+        filled = int(30 * self.settled / self.total)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.settled}/{self.total}")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\n")
 
 
 if __name__ == "__main__":

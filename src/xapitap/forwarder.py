@@ -1,69 +1,47 @@
-"""Sends stored statements to an LRS, from a thread of its own, never from a proxy hook.
+"""Sends stored statements to one LRS target, from a thread of its own, never from a hook.
 
-It reads what to send from the store's outbox, POSTs batches to `…/statements`, and takes a
-statement off the outbox only when the LRS answered 2xx. Anything else leaves it queued, with
-the error, for the next attempt.
+It reads what to send from the store's outbox, so memory stays flat however long the LRS is
+away, and it settles each batch in the store as delivery.py judges the LRS's answer.
+Transient failures back off exponentially with jitter (or as Retry-After says); refused
+credentials stop the target until the next start, with the queue kept.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
-from dataclasses import dataclass
-from dataclasses import field
+from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urljoin
 
 import requests
 
+from xapitap.delivery import Item
+from xapitap.delivery import Outcome
+from xapitap.delivery import deliver
+from xapitap.lrs import LrsClient
 from xapitap.store import Store
+from xapitap.targets import Target
 
 log = logging.getLogger(__name__)
 
-XAPI_VERSION = "1.0.3"
+_IDLE_POLL = 5.0
+_FIRST_BACKOFF = 0.5
+_PUSH_ATTEMPTS = 8  # a one-off push gives up after this many failures in a row
 
-
-@dataclass(frozen=True)
-class LrsTarget:
-    endpoint: str  # the LRS's xAPI base, ending in "/", e.g. http://127.0.0.1:8100/xAPI/
-    username: str = ""
-    password: str = field(default="", repr=False)
-
-    @property
-    def statements_url(self) -> str:
-        return urljoin(self.endpoint, "statements")
-
-    @property
-    def key(self) -> str:
-        """How the store's outbox names this target."""
-        return self.endpoint
+Progress = Callable[[int, int], None]  # settled in this batch, still queued
 
 
 class Forwarder:
-    def __init__(
-        self,
-        store_path: Path,
-        target: LrsTarget,
-        batch_size: int = 50,
-        timeout: float = 10.0,
-        max_backoff: float = 60.0,
-    ) -> None:
+    def __init__(self, store_path: Path, target: Target) -> None:
         self.target = target
         self._store_path = store_path
-        self._batch_size = batch_size
-        self._timeout = timeout
-        self._max_backoff = max_backoff
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._deadline = float("inf")
-        self._thread = threading.Thread(target=self._run, name="xapitap-forwarder", daemon=True)
-        self._session = requests.Session()
-        self._session.trust_env = False  # never route LRS traffic back through our own proxy
-        if target.username or target.password:
-            self._session.auth = (target.username, target.password)
-        self._session.headers.update(
-            {"X-Experience-API-Version": XAPI_VERSION, "Content-Type": "application/json"}
+        self._thread = threading.Thread(
+            target=self._run, name=f"xapitap-forwarder-{target.name}", daemon=True
         )
 
     def start(self) -> None:
@@ -78,50 +56,95 @@ class Forwarder:
         self._deadline = time.monotonic() + flush_seconds
         self._stop.set()
         self._wake.set()
-        self._thread.join(flush_seconds + 1)
+        self._thread.join(flush_seconds + self.target.timeout + 1)
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(timeout=seconds)
+        self._wake.clear()
 
     def _run(self) -> None:
         store = Store(self._store_path)
-        failures = 0
         try:
-            while True:
-                if self._stop.is_set() and time.monotonic() >= self._deadline:
-                    return
-                batch = store.pending(self.target.key, self._batch_size)
-                if not batch:
-                    if self._stop.is_set():
-                        return
-                    self._wake.wait(timeout=5)
-                    self._wake.clear()
-                    continue
-                error = self._send([text for _, text in batch])
-                seqs = [seq for seq, _ in batch]
-                if error is None:
-                    store.mark_delivered(self.target.key, seqs)
-                    failures = 0
-                    continue
-                store.mark_failed(self.target.key, seqs, error)
-                failures += 1
-                log.warning(
-                    "LRS %s: %s; %d statements stay queued", self.target.endpoint, error, len(seqs)
-                )
-                if self._stop.is_set():
-                    return  # shutting down: no point retrying what just failed
-                self._wake.wait(timeout=min(self._max_backoff, 2.0 ** min(failures, 6)))
-                self._wake.clear()
+            run(store, self.target, self._stop, self._sleep, lambda: self._deadline)
         except Exception:
-            log.exception("LRS forwarder stopped; undelivered statements stay in the store")
+            log.exception(
+                "LRS %s: forwarder stopped; what is queued stays queued", self.target.name
+            )
         finally:
             store.close()
 
-    def _send(self, statements_json: list[str]) -> str | None:
-        body = "[" + ",".join(statements_json) + "]"
-        try:
-            response = self._session.post(
-                self.target.statements_url, data=body.encode("utf-8"), timeout=self._timeout
+
+def run(
+    store: Store,
+    target: Target,
+    stop: threading.Event,
+    sleep: Callable[[float], None],
+    deadline: Callable[[], float] = lambda: float("inf"),
+    progress: Progress | None = None,
+    until_empty: bool = False,
+) -> Outcome | None:
+    """Deliver the target's outbox until `stop` is set (and `deadline` passed), or, with
+    `until_empty`, until nothing is queued. Returns the last outcome that halted delivery."""
+    client = LrsClient(target)
+    store.set_target(target.name, target.endpoint, state="sending")
+    failures = 0
+    negotiated = False
+
+    def back_off(reason: str, retry_after: float | None = None) -> None:
+        nonlocal failures
+        failures += 1
+        pause = min(target.max_backoff, _FIRST_BACKOFF * 2 ** min(failures, 16))
+        pause = retry_after if retry_after is not None else pause * random.uniform(0.5, 1.0)
+        log.warning("LRS %s: %s; retrying in %.1f s", target.name, reason, pause)
+        sleep(pause)
+
+    try:
+        while not (stop.is_set() and time.monotonic() >= deadline()):
+            if not negotiated:
+                try:
+                    store.set_target(target.name, target.endpoint, version=client.negotiate())
+                    negotiated = True
+                except requests.RequestException as e:
+                    error = f"GET {target.about_url}: {type(e).__name__}: {e}"
+                    store.settle(target.name, error=error)
+                    if stop.is_set() or (until_empty and failures >= _PUSH_ATTEMPTS):
+                        return None
+                    back_off(error)
+                    continue
+            rows = store.pending(target.name, target.batch_size, target.batch_bytes)
+            if not rows:
+                if stop.is_set() or until_empty:
+                    return None
+                sleep(_IDLE_POLL)
+                continue
+            outcome = deliver(client, [Item(*row) for row in rows])
+            store.settle(
+                target.name,
+                outcome.delivered,
+                [(d.seq, d.reason, d.diff) for d in outcome.dead],
+                outcome.unsent,
+                outcome.error or outcome.auth_failed,
             )
-        except requests.RequestException as e:
-            return f"{type(e).__name__}: {e}"
-        if 200 <= response.status_code < 300:
-            return None
-        return f"HTTP {response.status_code}: {response.text[:300]}"
+            for letter in outcome.dead:
+                log.error("LRS %s refused a statement for good: %s", target.name, letter.reason)
+            if progress:
+                progress(len(outcome.delivered) + len(outcome.dead), len(outcome.unsent))
+            if outcome.auth_failed:
+                store.set_target(target.name, target.endpoint, state="stopped: credentials refused")
+                log.error(
+                    "LRS %s refused our credentials (%s): sending stopped, %d+ statements stay "
+                    "queued; fix the credentials and restart",
+                    target.name,
+                    outcome.auth_failed,
+                    len(outcome.unsent),
+                )
+                return outcome
+            if outcome.error:
+                if stop.is_set() or (until_empty and failures >= _PUSH_ATTEMPTS):
+                    return outcome  # shutting down or giving up: what failed stays queued
+                back_off(outcome.error, outcome.retry_after)
+                continue
+            failures = 0
+        return None
+    finally:
+        client.close()

@@ -22,6 +22,7 @@ from xapitap.matching import RuleMatch
 from xapitap.pipeline import Pipeline
 from xapitap.store import Provenance
 from xapitap.store import Reject
+from xapitap.store import Route
 from xapitap.store import Store
 from xapitap.xapi.models import Statement
 
@@ -37,7 +38,7 @@ class Intake:
         self,
         pipeline: Pipeline,
         store_path: Path,
-        targets: Sequence[str],
+        targets: Sequence[Route],
         max_body_bytes: int,
         on_stored: Callable[[], None] = lambda: None,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,

@@ -8,11 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from pydantic import ValidationError
 
 from xapitap import paths
 from xapitap.decoding import DEFAULT_MAX_BYTES
-from xapitap.forwarder import LrsTarget
+from xapitap.targets import Target
+from xapitap.targets import describe
+from xapitap.targets import load_targets
 
 # name: (type, default, help). Names are a contract: scripts and config.yaml files use them.
 OPTIONS: dict[str, tuple[type, object, str]] = {
@@ -30,6 +33,12 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
     ),
     "xapi_lrs_username": (str, "", "Basic-auth user name for the LRS."),
     "xapi_lrs_password": (str, "", "Basic-auth password for the LRS."),
+    "xapi_targets_file": (
+        str,
+        "",
+        "TOML file of LRS targets, each with its own credentials, platform/verb filter and "
+        "xAPI version (see the README); used alongside xapi_lrs_endpoint.",
+    ),
     "xapi_answer_locally": (
         bool,
         False,
@@ -59,7 +68,7 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
 @dataclass(frozen=True)
 class Settings:
     store: Path
-    lrs: LrsTarget | None
+    targets: tuple[Target, ...]
     answer_locally: bool
     extra_hosts: dict[str, list[str]] = field(default_factory=dict)
     max_body_bytes: int = DEFAULT_MAX_BYTES
@@ -72,18 +81,20 @@ def parse(values: dict[str, object], platforms: Iterable[str]) -> Settings:
     endpoint = str(values["xapi_lrs_endpoint"]).strip()
     username = str(values["xapi_lrs_username"])
     password = str(values["xapi_lrs_password"])
-    lrs = None
+    targets: list[Target] = []
     if endpoint:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"xapi_lrs_endpoint must be an http(s) URL, not {endpoint!r}")
-        if parts.username or parts.password:
-            raise ValueError("put LRS credentials in xapi_lrs_username/password, not the URL")
-        if bool(username) != bool(password):
-            raise ValueError("set both xapi_lrs_username and xapi_lrs_password, or neither")
-        lrs = LrsTarget(endpoint.rstrip("/") + "/", username, password)
+        try:
+            targets.append(
+                Target(name="default", endpoint=endpoint, username=username, password=password)
+            )
+        except ValidationError as e:
+            raise ValueError(f"xapi_lrs_*: {describe(e)}") from None
     elif username or password:
         raise ValueError("xapi_lrs_username/password are set but xapi_lrs_endpoint is not")
+    if targets_file := str(values["xapi_targets_file"]).strip():
+        targets += load_targets(Path(targets_file).expanduser())
+    if len({t.name for t in targets}) != len(targets):
+        raise ValueError("the targets file has a target named 'default', as xapi_lrs_* does")
     max_body = int(str(values["xapi_max_body_bytes"]))
     if max_body <= 0:
         raise ValueError(f"xapi_max_body_bytes must be positive, not {max_body}")
@@ -92,7 +103,7 @@ def parse(values: dict[str, object], platforms: Iterable[str]) -> Settings:
         raise ValueError(f"xapi_flush_seconds must not be negative, not {flush}")
     return Settings(
         store=Path(store).expanduser() if store else paths.default_store(),
-        lrs=lrs,
+        targets=tuple(targets),
         answer_locally=bool(values["xapi_answer_locally"]),
         extra_hosts=_hosts(values["xapi_hosts"], set(platforms)),  # type: ignore[arg-type]
         max_body_bytes=max_body,

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from xapitap.xapi.models import Statement
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # 1 lacks the dead-letter and target tables, which are added
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +64,23 @@ CREATE TABLE IF NOT EXISTS rejects (
     flow_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead (
+    target TEXT NOT NULL,
+    seq INTEGER NOT NULL REFERENCES statements(seq),
+    reason TEXT NOT NULL,
+    diff TEXT,
+    at TEXT NOT NULL,
+    PRIMARY KEY (target, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS targets (
+    target TEXT PRIMARY KEY,
+    endpoint TEXT NOT NULL,
+    version TEXT,
+    state TEXT NOT NULL DEFAULT 'sending',
+    last_error TEXT,
+    last_error_at TEXT,
+    last_success_at TEXT
+);
 """
 
 
@@ -93,9 +112,24 @@ class Reject:
 @dataclass(frozen=True)
 class TargetStatus:
     target: str
+    endpoint: str
     queued: int
     delivered: int
+    dead: int
+    state: str
+    version: str | None
     last_error: str | None
+    last_error_at: str | None
+    last_success_at: str | None
+
+
+class Route(Protocol):
+    """A delivery target as the store sees it: a name, and which statements it takes."""
+
+    @property
+    def name(self) -> str: ...
+
+    def accepts(self, platform: str, verb: str) -> bool: ...
 
 
 class Store:
@@ -113,12 +147,13 @@ class Store:
                 if ddl.strip():  # executescript() would commit on its own
                     self._db.execute(ddl)
             found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if found is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(found[0]) != SCHEMA_VERSION:
+            if found is not None and int(found[0]) not in READABLE_SCHEMAS:
                 raise RuntimeError(
-                    f"{path} has store schema {found[0]}; this xapitap reads {SCHEMA_VERSION}"
+                    f"{path} has store schema {found[0]}; this xapitap reads {READABLE_SCHEMAS}"
                 )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -129,7 +164,7 @@ class Store:
     def add(
         self,
         items: Iterable[tuple[Statement, Provenance]],
-        targets: Iterable[str] = (),
+        targets: Iterable[Route] = (),
         rejects: Iterable[Reject] = (),
         counters: dict[str, int] | None = None,
     ) -> int:
@@ -162,9 +197,10 @@ class Store:
                 if cur.rowcount:
                     added += 1
                     seq = cur.lastrowid
+                    verb = statement.verb.display.get("en-US", "")
                     self._db.executemany(
                         "INSERT INTO outbox (target, seq) VALUES (?, ?)",
-                        [(t, seq) for t in targets],
+                        [(t.name, seq) for t in targets if t.accepts(prov.platform, verb)],
                     )
             for reject in rejects:
                 self._db.execute(
@@ -200,39 +236,140 @@ class Store:
     def counters(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT name, value FROM counters ORDER BY name"))
 
-    def pending(self, target: str, limit: int) -> list[tuple[int, str]]:
-        return self._db.execute(
-            "SELECT s.seq, s.json FROM outbox o JOIN statements s ON s.seq = o.seq"
+    def pending(self, target: str, limit: int, max_bytes: int) -> list[tuple[int, str, str]]:
+        """(seq, id, json) of the oldest queued statements: at most `limit` of them and about
+        `max_bytes` of JSON, but always at least one."""
+        rows = self._db.execute(
+            "SELECT s.seq, s.id, s.json FROM outbox o JOIN statements s ON s.seq = o.seq"
             " WHERE o.target = ? ORDER BY o.seq LIMIT ?",
             (target, limit),
         ).fetchall()
+        batch: list[tuple[int, str, str]] = []
+        size = 0
+        for row in rows:
+            size += len(row[2]) + 1
+            if batch and size > max_bytes:
+                break
+            batch.append(row)
+        return batch
 
-    def mark_delivered(self, target: str, seqs: Iterable[int]) -> None:
+    def settle(
+        self,
+        target: str,
+        delivered: Iterable[int] = (),
+        dead: Iterable[tuple[int, str, str | None]] = (),
+        unsent: Iterable[int] = (),
+        error: str | None = None,
+    ) -> None:
+        """Record what became of a batch: delivered and dead-lettered statements leave the
+        outbox; unsent ones stay, with the error."""
         stamp = now()
-        rows = [(target, seq) for seq in seqs]
+        delivered, dead, unsent = list(delivered), list(dead), list(unsent)
         with self._tx():
-            self._db.executemany("DELETE FROM outbox WHERE target = ? AND seq = ?", rows)
+            gone = [(target, seq) for seq in delivered] + [(target, d[0]) for d in dead]
+            self._db.executemany("DELETE FROM outbox WHERE target = ? AND seq = ?", gone)
             self._db.executemany(
                 "INSERT OR REPLACE INTO delivered VALUES (?, ?, ?)",
-                [(t, s, stamp) for t, s in rows],
+                [(target, seq, stamp) for seq in delivered],
             )
-
-    def mark_failed(self, target: str, seqs: Iterable[int], error: str) -> None:
-        with self._tx():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO dead VALUES (?, ?, ?, ?, ?)",
+                [(target, seq, reason, diff, stamp) for seq, reason, diff in dead],
+            )
             self._db.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?"
                 " WHERE target = ? AND seq = ?",
-                [(error, target, seq) for seq in seqs],
+                [(error, target, seq) for seq in unsent],
             )
+            if delivered:
+                self._db.execute(
+                    "UPDATE targets SET last_success_at = ? WHERE target = ?", (stamp, target)
+                )
+            if error or dead:
+                message = error or dead[-1][1]
+                self._db.execute(
+                    "UPDATE targets SET last_error = ?, last_error_at = ? WHERE target = ?",
+                    (message, stamp, target),
+                )
+
+    def set_target(
+        self, target: str, endpoint: str, version: str | None = None, state: str | None = None
+    ) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO targets (target, endpoint) VALUES (?, ?)"
+                " ON CONFLICT(target) DO UPDATE SET endpoint = excluded.endpoint",
+                (target, endpoint),
+            )
+            if version is not None:
+                self._db.execute(
+                    "UPDATE targets SET version = ? WHERE target = ?", (version, target)
+                )
+            if state is not None:
+                self._db.execute("UPDATE targets SET state = ? WHERE target = ?", (state, target))
+
+    def retry_dead(self, target: str | None = None) -> int:
+        """Put dead letters back in the outbox (all targets', or one's)."""
+        where, args = ("WHERE target = ?", (target,)) if target else ("", ())
+        with self._tx():
+            self._db.execute(
+                f"INSERT OR IGNORE INTO outbox (target, seq) SELECT target, seq FROM dead {where}",
+                args,
+            )
+            return self._db.execute(f"DELETE FROM dead {where}", args).rowcount
+
+    def enqueue_all(self, route: Route) -> int:
+        """Queue, for `route`, every stored statement it takes and has not had yet."""
+        rows = self._db.execute(
+            "SELECT seq, platform, json_extract(json, '$.verb.display.\"en-US\"') FROM statements"
+            " WHERE seq NOT IN (SELECT seq FROM delivered WHERE target = ?)"
+            " AND seq NOT IN (SELECT seq FROM outbox WHERE target = ?)"
+            " AND seq NOT IN (SELECT seq FROM dead WHERE target = ?)",
+            (route.name, route.name, route.name),
+        ).fetchall()
+        chosen = [
+            (route.name, seq) for seq, platform, verb in rows if route.accepts(platform, verb or "")
+        ]
+        with self._tx():
+            self._db.executemany("INSERT INTO outbox (target, seq) VALUES (?, ?)", chosen)
+        return len(chosen)
 
     def target_status(self) -> list[TargetStatus]:
+        counts = {
+            (table, target): n
+            for table in ("outbox", "delivered", "dead")
+            for target, n in self._db.execute(
+                f"SELECT target, COUNT(*) FROM {table} GROUP BY target"
+            )
+        }
         rows = self._db.execute(
-            "SELECT target, SUM(q), SUM(d), MAX(err) FROM ("
-            " SELECT target, 1 AS q, 0 AS d, last_error AS err FROM outbox"
-            " UNION ALL SELECT target, 0, 1, NULL FROM delivered)"
-            " GROUP BY target ORDER BY target"
+            "SELECT target, endpoint, state, version, last_error, last_error_at, last_success_at"
+            " FROM targets ORDER BY target"
         ).fetchall()
-        return [TargetStatus(t, int(q), int(d), e) for t, q, d, e in rows]
+        return [
+            TargetStatus(
+                target=t,
+                endpoint=endpoint,
+                queued=counts.get(("outbox", t), 0),
+                delivered=counts.get(("delivered", t), 0),
+                dead=counts.get(("dead", t), 0),
+                state=state,
+                version=version,
+                last_error=error,
+                last_error_at=error_at,
+                last_success_at=success_at,
+            )
+            for t, endpoint, state, version, error, error_at, success_at in rows
+        ]
+
+    def dead_letters(self, target: str | None = None) -> list[tuple[str, str, str, str | None]]:
+        """(target, statement id, reason, diff) of every dead letter."""
+        where, args = ("WHERE d.target = ?", (target,)) if target else ("", ())
+        return self._db.execute(
+            "SELECT d.target, s.id, d.reason, d.diff FROM dead d"
+            f" JOIN statements s ON s.seq = d.seq {where} ORDER BY d.target, d.seq",
+            args,
+        ).fetchall()
 
     def count_statements(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM statements").fetchone()[0])
