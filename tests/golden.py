@@ -107,9 +107,9 @@ def _request(spec: dict[str, Any]) -> Request:
     )
 
 
-def run(case: Case) -> list[dict[str, Any]]:
+def run(case: Case, key: bytes = TEST_KEY) -> list[dict[str, Any]]:
     """What the pipeline makes of each request of the case, in order."""
-    pipeline = Pipeline(Pseudonymizer(TEST_KEY), MAX_BODY)
+    pipeline = Pipeline(Pseudonymizer(key), MAX_BODY)
     matcher = pipeline.matcher()
     results = []
     for request in case.requests():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,8 +52,13 @@ def test_analytics_request_is_stored_and_left_untouched(
     addon.running()
     f = flow("POST", "https://api.segment.io/v1/t", SEGMENT.read_bytes())
     before = f.request.get_state()
-    assert addon.request(f) is None
+    waiting = addon.request(f)
+    assert waiting is not None
+    asyncio.run(waiting)  # returns once the statements are committed: read them now
     assert f.response is None and f.request.get_state() == before
+    store = Store(tmp_path / "s.sqlite3")
+    assert store.count_statements() == 2
+    store.close()
     addon.stop()
     verbs = [s["verb"]["display"]["en-US"] for s in stored(tmp_path / "s.sqlite3")]  # type: ignore[index]
     assert verbs == ["played", "paused"]
@@ -74,7 +80,9 @@ def test_local_answers_reply_to_requests_and_preflights(
     addon.running()
     f = flow("POST", "https://api.segment.io/v1/t", SEGMENT.read_bytes())
     f.request.headers["origin"] = "https://classroom.udacity.com"
-    addon.request(f)
+    waiting = addon.request(f)
+    assert waiting is not None
+    asyncio.run(waiting)
     assert f.response is not None and f.response.status_code == 200
     assert f.response.headers["x-xapitap"] == "answered-locally"
     assert f.response.headers["access-control-allow-origin"] == "https://classroom.udacity.com"

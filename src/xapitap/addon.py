@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Awaitable
 from collections.abc import Callable
+from collections.abc import Coroutine
 from datetime import UTC
 from datetime import datetime
+from typing import Any
 
 from mitmproxy import ctx
 from mitmproxy import exceptions
@@ -37,6 +38,14 @@ from xapitap.pseudonym import load_or_create_key
 from xapitap.store import Store
 
 log = logging.getLogger("xapitap")
+
+# How long an analytics request may be held until its statements are stored.
+COMMIT_WAIT_SECONDS = 2.0
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class XapiTap:
@@ -117,7 +126,7 @@ class XapiTap:
             stopper.join()
         self.forwarders = []
 
-    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if self.matcher is None or self.intake is None or self.settings is None:
             return None
         req = flow.request
@@ -141,18 +150,32 @@ class XapiTap:
         if capture is None:
             log.warning("%s request body was streamed, not captured", match.rule.name)
             return None
-        if self.intake.has_room():
-            self.intake.submit(match, capture)
-            return None
-        return self._submit_when_room(match, capture)
+        return self._submit(match, capture)
 
-    async def _submit_when_room(self, match: RuleMatch, capture: Capture) -> None:
-        # Backpressure instead of loss: only this request waits, the event loop does not.
+    async def _submit(self, match: RuleMatch, capture: Capture) -> None:
+        """Queue the request, then hold it until what it says is committed to the store.
+
+        Only this request waits (the event loop does not), so that a crash loses nothing the
+        browser saw acknowledged. A full queue holds it too, instead of dropping anything;
+        past COMMIT_WAIT_SECONDS it goes on regardless, and is stored when the store can.
+        """
         intake = self.intake
-        while intake is not None and not intake.has_room():
+        if intake is None:
+            return
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+
+        def stored() -> None:
+            loop.call_soon_threadsafe(_resolve, committed)
+
+        deadline = loop.time() + COMMIT_WAIT_SECONDS
+        while not intake.has_room() and loop.time() < deadline:
             await asyncio.sleep(0.01)
-        if intake is not None:
-            intake.submit(match, capture)
+        intake.submit(match, capture, stored)
+        try:
+            await asyncio.wait_for(asyncio.shield(committed), max(deadline - loop.time(), 0.1))
+        except TimeoutError:
+            log.warning("%s request went on before its statements were stored", match.rule.name)
 
     def _preflight(self, flow: http.HTTPFlow) -> None:
         req = flow.request

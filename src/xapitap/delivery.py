@@ -1,7 +1,7 @@
 """How one batch of statements is delivered, and what every LRS answer means for it.
 
 - 2xx: delivered (a 200 listing fewer ids means the LRS dropped identical duplicates).
-- 400, 413: the LRS must refuse a whole batch for one bad statement, so the batch is halved
+- 400, 413, 422: the LRS must refuse a whole batch for one bad statement, so the batch is halved
   until the offending statements stand alone; those are dead-lettered with the LRS's message.
 - 409: each statement is looked up; identical ones count as delivered, differing ones are
   dead-lettered as conflicts with a diff, and the rest are sent again.
@@ -83,7 +83,7 @@ def _deliver(client: Client, batch: list[Item], out: Outcome, depth: int) -> Non
     status = reply.status
     if 200 <= status < 300:
         out.delivered += [i.seq for i in batch]
-    elif status in (400, 413):
+    elif status in (400, 413, 422):  # 422: FastAPI-based LRSs (Ralph) for invalid statements
         if len(batch) == 1:
             out.dead.append(DeadLetter(batch[0].seq, f"HTTP {status}: {reply.text[:1000]}"))
         else:

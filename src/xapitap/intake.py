@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from xapitap.capture import Capture
 from xapitap.matching import RuleMatch
@@ -31,6 +32,12 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024
 _BATCH = 200
 _STOP = None
+
+
+class _Work(NamedTuple):
+    match: RuleMatch
+    capture: Capture
+    stored: Callable[[], None] | None
 
 
 class Intake:
@@ -49,7 +56,7 @@ class Intake:
         self._max_body_bytes = max_body_bytes
         self._on_stored = on_stored
         self._max_queued_bytes = max_queued_bytes
-        self._queue: queue.SimpleQueue[tuple[RuleMatch, Capture] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._queued_bytes = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="xapitap-intake", daemon=True)
@@ -60,10 +67,14 @@ class Intake:
     def has_room(self) -> bool:
         return self._queued_bytes < self._max_queued_bytes
 
-    def submit(self, match: RuleMatch, capture: Capture) -> None:
+    def submit(
+        self, match: RuleMatch, capture: Capture, stored: Callable[[], None] | None = None
+    ) -> None:
+        """Queue a request; `stored` is called (from the intake thread) once what it gave
+        is committed to the store."""
         with self._lock:
             self._queued_bytes += len(capture.body)
-        self._queue.put((match, capture))
+        self._queue.put(_Work(match, capture, stored))
 
     def stop(self, timeout: float) -> None:
         """Process everything queued so far, then stop."""
@@ -92,11 +103,11 @@ class Intake:
         finally:
             store.close()
 
-    def _process(self, store: Store, work: list[tuple[RuleMatch, Capture]]) -> None:
+    def _process(self, store: Store, work: list[_Work]) -> None:
         stored = []
         rejects = []
         counters: Counter[str] = Counter()
-        for match, capture in work:
+        for match, capture, _ in work:
             counters[f"requests {match.rule.name}"] += 1
             try:
                 outcome = self._pipeline.process(match, capture)
@@ -118,7 +129,10 @@ class Intake:
         counters["errors"] += len(rejects)
         added = self._write(store, stored, rejects, dict(counters))
         with self._lock:
-            self._queued_bytes -= sum(len(c.body) for _, c in work)
+            self._queued_bytes -= sum(len(w.capture.body) for w in work)
+        for w in work:
+            if w.stored is not None:
+                w.stored()
         if added:
             self._on_stored()
 

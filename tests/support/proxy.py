@@ -125,6 +125,13 @@ class Mitmdump:
         time.sleep(0.1)
         return self.returncode
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, as in a crash or an OOM kill."""
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait(10)
+        self.returncode = self._proc.returncode
+
     def __enter__(self) -> Self:
         self.start()
         return self
