@@ -129,6 +129,10 @@ def run(case: Case, key: bytes = TEST_KEY) -> list[dict[str, Any]]:
                 "errors": outcome.errors,
             }
         )
+    # The proxy stops: every open session ends.
+    ended = [json.loads(s.to_json()) for s, _ in pipeline.finish()]
+    if ended:
+        results.append({"rule": "(proxy stops)", "statements": ended})
     return results
 
 

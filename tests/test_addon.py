@@ -57,11 +57,11 @@ def test_analytics_request_is_stored_and_left_untouched(
     asyncio.run(waiting)  # returns once the statements are committed: read them now
     assert f.response is None and f.request.get_state() == before
     store = Store(tmp_path / "s.sqlite3")
-    assert store.count_statements() == 2
+    assert store.count_statements() == 3
     store.close()
-    addon.stop()
+    addon.stop()  # the proxy stops: the session ends
     verbs = [s["verb"]["display"]["en-US"] for s in stored(tmp_path / "s.sqlite3")]  # type: ignore[index]
-    assert verbs == ["played", "paused"]
+    assert verbs == ["initialized", "played", "paused", "terminated"]
 
 
 def test_other_traffic_is_not_even_read(tap: tuple[XapiTap, taddons.context]) -> None:

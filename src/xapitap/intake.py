@@ -15,10 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Sequence
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
 from xapitap.capture import Capture
+from xapitap.events import VideoEvent
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import Pipeline
 from xapitap.store import Provenance
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_QUEUED_BYTES = 32 * 1024 * 1024
 _BATCH = 200
+SWEEP_SECONDS = 30.0  # how often idle sessions are looked for
 _STOP = None
 
 
@@ -87,7 +91,11 @@ class Intake:
         store = Store(self._store_path)
         try:
             while True:
-                item = self._queue.get()
+                try:
+                    item = self._queue.get(timeout=SWEEP_SECONDS)
+                except queue.Empty:
+                    self._write_ended(store, self._pipeline.sweep(datetime.now(UTC)))
+                    continue
                 batch = [item]
                 while item is not _STOP and len(batch) < _BATCH:
                     try:
@@ -99,9 +107,17 @@ class Intake:
                 if work:
                     self._process(store, work)
                 if len(work) < len(batch):
+                    self._write_ended(store, self._pipeline.finish())
                     return
         finally:
             store.close()
+
+    def _write_ended(self, store: Store, ended: list[tuple[Statement, VideoEvent]]) -> None:
+        """Store the closing statements of sessions that ended without a request."""
+        if ended:
+            stored = [(s, Provenance(e.platform, e.rule, e.source_event_id, "")) for s, e in ended]
+            if self._write(store, stored, [], {}):
+                self._on_stored()
 
     def _process(self, store: Store, work: list[_Work]) -> None:
         stored = []

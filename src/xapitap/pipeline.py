@@ -8,12 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from xapitap.capture import Capture
 from xapitap.decoding import DecodeError
 from xapitap.decoding import decode_body
+from xapitap.events import Kind
 from xapitap.events import PayloadError
 from xapitap.events import VideoEvent
 from xapitap.matching import EndpointRule
@@ -22,8 +24,12 @@ from xapitap.matching import RuleMatch
 from xapitap.platforms import all_adapters
 from xapitap.platforms.base import Adapter
 from xapitap.pseudonym import Pseudonymizer
+from xapitap.session import VideoSession
 from xapitap.session import VideoSessions
 from xapitap.xapi import models as m
+from xapitap.xapi.translate import DEFAULT_POLICY
+from xapitap.xapi.translate import Policy
+from xapitap.xapi.translate import terminate
 from xapitap.xapi.translate import translate
 
 
@@ -43,11 +49,13 @@ class Pipeline:
         max_body_bytes: int,
         adapters: Iterable[Adapter] | None = None,
         sessions: VideoSessions | None = None,
+        policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self._adapters = {a.name: a for a in (adapters or all_adapters())}
         self._pseudonymizer = pseudonymizer
         self._max_body_bytes = max_body_bytes
         self.sessions = sessions or VideoSessions()
+        self.policy = policy
 
     def rules(self) -> list[EndpointRule]:
         return [rule for adapter in self._adapters.values() for rule in adapter.rules]
@@ -73,10 +81,31 @@ class Pipeline:
             name = self._pseudonymizer.name(event.platform, event.user_ref_kind, event.user_ref)
             try:
                 actor = m.Agent(account=m.Account(homePage=event.origin, name=name))
-                session = self.sessions.for_event(name, event, capture.received_at)
-                out.statements.extend((s, event) for s in translate(event, session, actor))
+                session, ended = self.sessions.open(name, event, capture.received_at)
+                out.statements += self._ended(ended)
+                out.statements += [
+                    (s, event) for s in translate(event, session, actor, self.policy)
+                ]
+                if event.kind is Kind.TERMINATED:
+                    self.sessions.drop(session)
             except ValidationError as e:  # a value the statement model refuses
                 out.errors.append(f"{match.rule.name} {event.kind}: {_first_error(e)}")
+        return out
+
+    def sweep(self, now: datetime) -> list[tuple[m.Statement, VideoEvent]]:
+        """End the sessions that went idle: their closing statements."""
+        return self._ended(self.sessions.expire(now))
+
+    def finish(self) -> list[tuple[m.Statement, VideoEvent]]:
+        """End every open session (the proxy stops): their closing statements."""
+        return self._ended(self.sessions.close_all())
+
+    def _ended(self, sessions: list[VideoSession]) -> list[tuple[m.Statement, VideoEvent]]:
+        out = []
+        for session in sessions:
+            last = session.last_event
+            actor = m.Agent(account=m.Account(homePage=last.origin, name=session.actor))
+            out += [(s, last) for s in terminate(session, actor, self.policy)]
         return out
 
 

@@ -1,8 +1,9 @@
 """Per-session video state: what the player has done so far in one viewing.
 
 Platforms report single moments; the Video Profile wants facts about the whole session (its
-id, the length, the stretches actually played). A session is one actor watching one video,
-within the platform's own playback session when it names one, until it goes idle.
+id, the length, the stretches actually played, how it ended). A session is one actor watching
+one video, within the platform's own playback session when it names one. It ends when the
+same actor starts another video, when it has been idle too long, or when the proxy stops.
 """
 
 from __future__ import annotations
@@ -20,18 +21,28 @@ from xapitap.xapi.ids import v4_shaped
 DEFAULT_IDLE_TIMEOUT = timedelta(minutes=30)
 DEFAULT_MAX_SESSIONS = 10_000
 
+_Key = tuple[str, str, str]  # actor, video, platform session
+
 
 @dataclass
 class VideoSession:
     session_id: str
+    actor: str  # the pseudonym
+    first_event: VideoEvent
+    last_event: VideoEvent  # the template for statements the session itself makes
     last_seen: datetime  # on the proxy's clock
     length: float | None = None
     position: float | None = None
+    position_at: datetime | None = None  # when `position` was last reported (event clock)
     playing_from: float | None = None  # where the current stretch of playback began
     segments: list[tuple[float, float]] = field(default_factory=list)
+    initialized: bool = False
     completed: bool = False
-    position_at: datetime | None = None  # when `position` was last reported
     last_seek_to: float | None = None  # where the last seeked statement landed
+
+    @property
+    def playing(self) -> bool:
+        return self.playing_from is not None
 
     def stop_playing(self, at: float | None) -> None:
         """Close the current stretch of playback at `at`, if one is open."""
@@ -66,41 +77,81 @@ class VideoSession:
 
 
 class VideoSessions:
-    """Sessions by (actor, video, platform session); bounded, oldest evicted first.
-
-    Eviction only forgets state: every statement was already emitted when it happened.
-    """
+    """Open sessions, bounded: the oldest are ended (with their statements) to make room."""
 
     def __init__(
         self,
         idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
     ) -> None:
-        self._idle_timeout = idle_timeout
+        self.idle_timeout = idle_timeout
         self._max = max_sessions
-        self._sessions: OrderedDict[tuple[str, str, str], VideoSession] = OrderedDict()
+        # Least recently seen first, so that idle sessions are found at the front.
+        self._sessions: OrderedDict[_Key, VideoSession] = OrderedDict()
+        self._by_actor: dict[str, set[_Key]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def for_event(self, actor: str, event: VideoEvent, seen_at: datetime) -> VideoSession:
-        """The event's session; `seen_at` is when the proxy saw it.
+    def open(
+        self, actor: str, event: VideoEvent, seen_at: datetime
+    ) -> tuple[VideoSession, list[VideoSession]]:
+        """The event's session, and the sessions that have ended by now.
 
         Idleness is measured on the proxy's clock: events mix the platform's clock (times in
         bodies) with ours (bodies without times), and only ours is shared by all of them.
         """
+        ended = self.expire(seen_at)
         key = (actor, event.video.id, event.session_key or "")
+        # Starting another video ends the actor's other sessions.
+        for other in [k for k in self._by_actor.get(actor, ()) if k[1] != event.video.id]:
+            ended.append(self._pop(other))
         session = self._sessions.get(key)
-        if session is None or seen_at - session.last_seen > self._idle_timeout:
-            # The first event's id names the session, so a replay gets the same session id.
-            seed = event.session_key or f"{event.source_event_id}@{event.timestamp.isoformat()}"
+        if session is None:
+            # The first event names the session, so a replay gets the same session id (the
+            # platform's session key alone is not enough: a session can end and resume).
+            first = f"{event.source_event_id}@{event.timestamp.isoformat()}"
+            seed = f"{event.session_key or ''}|{first}"
             session_id = v4_shaped("session", MAPPING_VERSION, actor, event.video.id, seed)
-            session = VideoSession(session_id=session_id, last_seen=seen_at)
+            session = VideoSession(session_id, actor, event, event, seen_at)
             self._sessions[key] = session
+            self._by_actor.setdefault(actor, set()).add(key)
         self._sessions.move_to_end(key)
         session.last_seen = max(session.last_seen, seen_at)
+        session.last_event = event
         if event.length:
             session.length = event.length
         while len(self._sessions) > self._max:
-            self._sessions.popitem(last=False)
-        return session
+            ended.append(self._pop(next(iter(self._sessions))))
+        return session, ended
+
+    def _pop(self, key: _Key) -> VideoSession:
+        keys = self._by_actor[key[0]]
+        keys.discard(key)
+        if not keys:
+            del self._by_actor[key[0]]
+        return self._sessions.pop(key)
+
+    def drop(self, session: VideoSession) -> None:
+        """Forget a session that its platform ended: nothing may follow its terminated."""
+        e = session.last_event
+        key = (session.actor, e.video.id, e.session_key or "")
+        if self._sessions.get(key) is session:
+            self._pop(key)
+
+    def expire(self, now: datetime) -> list[VideoSession]:
+        """End and return the sessions idle for longer than the timeout."""
+        ended = []
+        while self._sessions:
+            key, oldest = next(iter(self._sessions.items()))
+            if now - oldest.last_seen <= self.idle_timeout:
+                break
+            ended.append(self._pop(key))
+        return ended
+
+    def close_all(self) -> list[VideoSession]:
+        """End every session (the proxy stops)."""
+        ended = list(self._sessions.values())
+        self._sessions.clear()
+        self._by_actor.clear()
+        return ended

@@ -64,7 +64,8 @@ def test_unmatched_and_malformed_traffic_pass_through_byte_identical(tmp_path: P
         assert reject.rule == "segment.first-party" and "invalid JSON" in reject.reason
         assert reject.body == MALFORMED  # kept, so it can be looked at and re-read later
         assert store.counters()["errors"] == 1
-        assert store.count_statements() == 2  # the well-formed event still counts
+        # the well-formed event still counts: its session, played, paused, terminated at stop
+        assert store.count_statements() == 4
     finally:
         store.close()
     status = cli("status", "--store", str(proxy.store))
@@ -83,7 +84,8 @@ def test_upstream_mode_composes(tmp_path: Path) -> None:
             assert response.content == RESPONSE_BODY
     (received,) = next_proxy.received
     assert received.target == "http://api.segment.io/v1/t" and received.body == body
-    assert [s["verb"]["display"]["en-US"] for s in exported(proxy.store)] == ["played", "paused"]
+    verbs = [s["verb"]["display"]["en-US"] for s in exported(proxy.store)]
+    assert verbs == ["initialized", "played", "paused", "terminated"]
 
 
 def test_options_from_config_yaml_in_the_confdir(tmp_path: Path) -> None:
@@ -102,7 +104,8 @@ def test_options_from_config_yaml_in_the_confdir(tmp_path: Path) -> None:
             timeout=30,
         )
         assert response.headers["x-xapitap"] == "answered-locally"
-    assert [s["verb"]["display"]["en-US"] for s in exported(store)] == ["played"]
+    verbs = [s["verb"]["display"]["en-US"] for s in exported(store)]
+    assert verbs == ["initialized", "played", "paused", "terminated"]
 
 
 @pytest.mark.parametrize(
@@ -169,8 +172,8 @@ def test_xapitap_run_starts_the_proxy_and_says_where_the_ca_is(tmp_path: Path) -
     assert response.status_code == 200
     process.terminate()
     assert process.wait(30) == 0
-    (statement,) = exported(store)
-    assert statement["verb"]["display"]["en-US"] == "played"
+    verbs = [s["verb"]["display"]["en-US"] for s in exported(store)]
+    assert verbs == ["initialized", "played", "paused", "terminated"]
 
 
 def exported(store: Path) -> list[dict[str, object]]:

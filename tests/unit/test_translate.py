@@ -65,7 +65,10 @@ def test_timestamps_are_utc_with_milliseconds() -> None:
 
 
 def test_progress_is_the_union_of_segments_over_the_length() -> None:
-    s = VideoSession(session_id="x", last_seen=T0, length=100)
+    e = event(Kind.PLAYED, 0)
+    s = VideoSession(
+        session_id="x", actor="p1", first_event=e, last_event=e, last_seen=T0, length=100
+    )
     s.segments = [(0, 30), (20, 50), (80, 90)]  # union: 0-50 and 80-90 = 60 s
     assert s.progress() == 0.6
     assert s.played_segments() == "0.000[.]30.000[,]20.000[.]50.000[,]80.000[.]90.000"
@@ -83,9 +86,9 @@ def test_a_session_of_play_pause_seek_complete() -> None:
         event(Kind.PLAYED, 13, position=30.0),
         event(Kind.COMPLETED, 23, position=40.0),
     ]:
-        out += translate(e, sessions.for_event("p1", e, e.timestamp), ACTOR)
+        out += translate(e, sessions.open("p1", e, e.timestamp)[0], ACTOR)
     verbs = [s.verb.display["en-US"] for s in out]
-    assert verbs == ["played", "paused", "seeked", "played", "completed"]
+    assert verbs == ["initialized", "played", "paused", "seeked", "played", "completed"]
     completed = out[-1]
     assert completed.result is not None and completed.result.extensions is not None
     assert completed.result.extensions[v.PROGRESS] == 0.5  # 10 s + 10 s of 40 s
@@ -101,16 +104,16 @@ def test_a_session_of_play_pause_seek_complete() -> None:
 def test_completed_only_once_per_session() -> None:
     sessions = VideoSessions()
     e1, e2 = event(Kind.COMPLETED, 0, position=5.0), event(Kind.COMPLETED, 1, position=5.0)
-    assert translate(e1, sessions.for_event("p1", e1, e1.timestamp), ACTOR)
-    assert translate(e2, sessions.for_event("p1", e2, e2.timestamp), ACTOR) == []
+    assert translate(e1, sessions.open("p1", e1, e1.timestamp)[0], ACTOR)
+    assert translate(e2, sessions.open("p1", e2, e2.timestamp)[0], ACTOR) == []
 
 
 def test_an_idle_gap_starts_a_new_session() -> None:
     sessions = VideoSessions(idle_timeout=timedelta(minutes=30))
     a, b = event(Kind.PLAYED, 0, position=1.0), event(Kind.PLAYED, 3600, position=1.0)
     assert (
-        sessions.for_event("p1", a, a.timestamp).session_id
-        != sessions.for_event("p1", b, b.timestamp).session_id
+        sessions.open("p1", a, a.timestamp)[0].session_id
+        != sessions.open("p1", b, b.timestamp)[0].session_id
     )
 
 
@@ -118,7 +121,7 @@ def test_sessions_are_bounded() -> None:
     sessions = VideoSessions(max_sessions=3)
     for i in range(10):
         e = event(Kind.PLAYED, i, position=0.0).model_copy(update={"session_key": f"s{i}"})
-        sessions.for_event("p1", e, e.timestamp)
+        sessions.open("p1", e, e.timestamp)[0]
     assert len(sessions) == 3
 
 
@@ -150,7 +153,7 @@ def test_statement_model_refuses_invalid_xapi(bad: dict[str, object]) -> None:
 
 def test_canonical_json_has_sorted_keys_and_no_spaces() -> None:
     e = event(Kind.PLAYED, 0, position=1.23456)
-    (statement,) = translate(e, VideoSessions().for_event("p1", e, e.timestamp), ACTOR)
+    _, statement = translate(e, VideoSessions().open("p1", e, e.timestamp)[0], ACTOR)
     text = statement.to_json()
     assert ": " not in text and ", " not in text
     assert re.search(r"/extensions/time\":1\.235\b", text)

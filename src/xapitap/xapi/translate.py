@@ -1,11 +1,14 @@
-"""Video events → xAPI statements following the ADL Video Profile.
+"""Video events → xAPI statements following the ADL Video Profile, session by session.
 
 Pure: given the same events in the same order (and the same pseudonym), it returns the same
-statements, byte for byte. A value the traffic does not give is left out, never invented.
+statements, byte for byte. A value the traffic does not give is left out, never invented;
+what xapitap deduces (an initialized nobody sent, a seek seen only as a jump of the
+playhead, a pause before the end of a session) is marked `inferred` in the source extension.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -24,7 +27,6 @@ _PROFILE = m.Activity(
     id=v.VIDEO_PROFILE, definition=m.ActivityDefinition(type=v.PROFILE_ACTIVITY_TYPE)
 )
 
-
 # Extensions the Video Profile's statement templates require for each verb ("included").
 _REQUIRED = {
     "initialized": (v.LENGTH,),
@@ -35,6 +37,21 @@ _REQUIRED = {
     "completed": (v.TIME, v.LENGTH, v.PROGRESS, v.PLAYED_SEGMENTS),
     "terminated": (v.TIME, v.LENGTH, v.PROGRESS, v.PLAYED_SEGMENTS),
 }
+# Verbs whose context carries completion-threshold (the profile: MUST when it is not 1).
+_WITH_THRESHOLD = {"initialized", "paused", "completed", "terminated"}
+
+# How far a playhead may run per second of wall-clock time and still count as playing on
+# (speeds up to 2x), and the slack for when a report was sent; beyond it is a seek.
+_MAX_RATE = 2.0
+_SLACK = 1.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What every statement of a run shares."""
+
+    completion_threshold: float = 0.95
+    privacy: str = "pseudonym/1"  # names the policy that made the actor (see privacy.py)
 
 
 def seconds(value: float) -> float:
@@ -58,12 +75,15 @@ def activity(a: ev.Activity) -> m.Activity:
 
 
 class _Builder:
-    """Makes the statements of one event; `index` keeps their ids apart."""
+    """Makes the statements of one event (or of a session's end); `index` keeps ids apart."""
 
-    def __init__(self, event: VideoEvent, session: VideoSession, actor: m.Agent) -> None:
+    def __init__(
+        self, event: VideoEvent, session: VideoSession, actor: m.Agent, policy: Policy
+    ) -> None:
         self.event = event
         self.session = session
         self.actor = actor
+        self.policy = policy
         self.out: list[m.Statement] = []
 
     def add(
@@ -76,22 +96,24 @@ class _Builder:
         inferred: bool = False,
         completion: bool | None = None,
         duration: str | None = None,
+        statement_id: str | None = None,
     ) -> None:
         e, s = self.event, self.session
-        index = str(len(self.out))
-        statement_id = v4_shaped(
+        statement_id = statement_id or v4_shaped(
             "statement",
             MAPPING_VERSION,
             e.platform,
             e.source_event_id,
             verb,
-            index,
+            str(len(self.out)),
             self.actor.account.name,
             s.session_id,
         )
         ctx_ext: dict[str, Any] = {v.SESSION_ID: s.session_id}
         if s.length:
             ctx_ext[v.LENGTH] = seconds(s.length)
+        if verb in _WITH_THRESHOLD:
+            ctx_ext[v.COMPLETION_THRESHOLD] = seconds(self.policy.completion_threshold)
         ctx_ext.update(context_ext or {})
         result_ext = {k: val for k, val in result_ext.items() if val is not None}
         source: dict[str, Any] = {
@@ -99,6 +121,7 @@ class _Builder:
             "rule": e.rule,
             "eventId": e.source_event_id,
             "mapping": MAPPING_VERSION,
+            "privacy": self.policy.privacy,
             "inferred": inferred,
         }
         missing = [
@@ -145,22 +168,87 @@ class _Builder:
             v.PLAYED_SEGMENTS: s.played_segments(),
         }
 
+    def seeked(
+        self,
+        start: float | None,
+        end: float | None,
+        *,
+        inferred: bool,
+        when: datetime | None = None,
+    ) -> None:
+        s = self.session
+        was_playing = s.playing
+        s.stop_playing(start)
+        if was_playing:
+            s.playing_from = end
+        s.last_seek_to = end
+        ext = {v.TIME_FROM: _secs(start), v.TIME_TO: _secs(end)}
+        self.add("seeked", ext, inferred=inferred, at=when)
 
-def translate(event: VideoEvent, session: VideoSession, actor: m.Agent) -> list[m.Statement]:
+    def played(self, at: float | None, *, inferred: bool, when: datetime | None = None) -> None:
+        """Playback (re)starts at `at`; a jump from where the playhead was is a seek."""
+        s = self.session
+        if not s.playing and _jumped(s.position, at):
+            self.seeked(s.position, at, inferred=True, when=when)
+        s.stop_playing(at)
+        s.playing_from = at
+        self.add("played", {v.TIME: _secs(at)}, inferred=inferred, at=when)
+
+    def complete(self, at: float | None, *, inferred: bool) -> None:
+        s = self.session
+        s.completed = True
+        # result.duration is the time spent playing, which is unknown if none was seen.
+        duration = format_duration(s.time_played()) if s.segments else None
+        self.add(
+            "completed",
+            self.summary(at),
+            completion=True,
+            duration=duration,
+            inferred=inferred,
+        )
+
+    def reached_threshold(self, at: float | None) -> None:
+        """Completed, once, when the share played reaches the completion threshold."""
+        progress = self.session.progress()
+        reached = progress is not None and progress >= self.policy.completion_threshold
+        if reached and not self.session.completed:
+            self.complete(at, inferred=True)
+
+
+DEFAULT_POLICY = Policy()
+
+
+def translate(
+    event: VideoEvent, session: VideoSession, actor: m.Agent, policy: Policy = DEFAULT_POLICY
+) -> list[m.Statement]:
     """The statements for one event, updating the session with what it tells."""
-    b = _Builder(event, session, actor)
+    b = _Builder(event, session, actor, policy)
     s = session
+    began = event.timestamp  # when what the event reports began
+    if event.kind is Kind.WATCHED and event.segment_from is not None:
+        stretch = (event.segment_to or event.segment_from) - event.segment_from
+        began = event.timestamp - timedelta(seconds=max(stretch, 0))
+    if not s.initialized:
+        s.initialized = True
+        inferred = event.kind is not Kind.INITIALIZED
+        b.add("initialized", {}, inferred=inferred, statement_id=s.session_id, at=began)
+        if event.kind is Kind.INITIALIZED:
+            return b.out
     pos = event.position if event.position is not None else s.position
     match event.kind:
         case Kind.INITIALIZED:
-            b.add("initialized", {})
+            pass  # a second initialized in one session says nothing new
         case Kind.PLAYED:
-            s.stop_playing(pos)
-            s.playing_from = pos
-            b.add("played", {v.TIME: _secs(pos)})
+            if s.playing and not _jumped(s.position, pos, s.position_at, event.timestamp):
+                pass  # still playing: nothing new happened
+            else:
+                if s.playing:  # playing, but elsewhere than it could have reached
+                    b.seeked(s.position, pos, inferred=True)
+                b.played(pos, inferred=False)
         case Kind.PAUSED:
             s.stop_playing(pos)
             b.add("paused", b.summary(pos))
+            b.reached_threshold(pos)
         case Kind.SEEKED:
             start = event.seek_from if event.seek_from is not None else s.position
             end = event.seek_to if event.seek_to is not None else event.position
@@ -168,64 +256,82 @@ def translate(event: VideoEvent, session: VideoSession, actor: m.Agent) -> list[
             if event.seek_from is None and _same(end, s.last_seek_to):
                 pass  # the end of a seek whose start was already reported with its target
             else:
-                was_playing = s.playing_from is not None
-                s.stop_playing(start)
-                if was_playing:
-                    s.playing_from = end
-                b.add("seeked", {v.TIME_FROM: _secs(start), v.TIME_TO: _secs(end)})
+                b.seeked(start, end, inferred=False)
         case Kind.WATCHED:
             start, end = event.segment_from, event.segment_to
             assert start is not None and end is not None, "adapters set both for WATCHED"
-            s.stop_playing(start)
-            s.playing_from = start
-            began = event.timestamp - timedelta(seconds=max(end - start, 0))
-            b.add("played", {v.TIME: seconds(start)}, at=began, inferred=True)
+            b.played(start, inferred=True, when=began)
             s.stop_playing(end)
             pos = end
             b.add("paused", b.summary(end))
+            b.reached_threshold(end)
         case Kind.PROGRESS:
-            _progress(s, event, pos)
+            _progress(b, event, pos)
         case Kind.INTERACTED:
             result_ext, context_ext = _interaction(event.interaction)
             b.add("interacted", {v.TIME: _secs(pos), **result_ext}, context_ext)
         case Kind.COMPLETED:
-            if s.completed:
-                return []
-            s.stop_playing(pos)
-            s.completed = True
-            # result.duration is the time spent playing, which is unknown if none was seen.
-            duration = format_duration(s.time_played()) if s.segments else None
-            b.add("completed", b.summary(pos), completion=True, duration=duration)
-        case Kind.TERMINATED:
-            s.stop_playing(pos)
+            if not s.completed:
+                s.stop_playing(pos)
+                b.complete(pos, inferred=False)
+        case Kind.TERMINATED:  # ends the session: the caller drops it
+            if s.playing:  # the profile wants a paused before terminated
+                s.stop_playing(pos)
+                b.add("paused", b.summary(pos), inferred=True)
             b.add("terminated", b.summary(pos))
-    s.last_seek_to = pos if event.kind is Kind.SEEKED else None
+    if event.kind is not Kind.SEEKED:
+        s.last_seek_to = None
     if pos is not None:
         s.position = pos
         s.position_at = event.timestamp
     return b.out
 
 
-# How far a playhead may advance per second of wall-clock time and still count as playing
-# on (speeds up to 2x, plus slack for when the ping was sent).
-_MAX_RATE = 2.0
-_SLACK = 1.0
+def terminate(
+    session: VideoSession, actor: m.Agent, policy: Policy = DEFAULT_POLICY
+) -> list[m.Statement]:
+    """The end of a session nobody reported: a pause if it was playing, then terminated.
+
+    Both are dated at the last event seen, when the learner was last known to be there.
+    """
+    last = session.last_event
+    b = _Builder(last, session, actor, policy)
+    pos = session.position
+    if session.playing:
+        session.stop_playing(pos)
+        b.add("paused", b.summary(pos), inferred=True)
+    b.add("terminated", b.summary(pos), inferred=True)
+    return b.out
 
 
-def _progress(s: VideoSession, event: VideoEvent, pos: float | None) -> None:
+def _progress(b: _Builder, event: VideoEvent, pos: float | None) -> None:
     """A heartbeat: playback ran from the last known position to here, if it could have."""
+    s = b.session
     if pos is None:
         return
-    last, last_at = s.position, s.position_at
-    continuous = False
-    if last is not None and last_at is not None:
-        elapsed = (event.timestamp - last_at).total_seconds()
-        continuous = 0 <= pos - last <= max(elapsed, 0) * _MAX_RATE + _SLACK
-    if s.playing_from is None:
-        s.playing_from = last if continuous else pos
-    elif not continuous:  # the playhead jumped: what came before ended where it was last seen
-        s.stop_playing(last)
-        s.playing_from = pos
+    if _jumped(s.position, pos, s.position_at, event.timestamp):
+        if s.playing:
+            b.seeked(s.position, pos, inferred=True)
+        else:
+            b.played(pos, inferred=True)
+    elif not s.playing:
+        # Still where it was, or moving on from there: it played from the last position.
+        start = s.position if s.position is not None else pos
+        b.played(start, inferred=True, when=s.position_at if s.position is not None else None)
+    b.reached_threshold(pos)
+
+
+def _jumped(
+    last: float | None,
+    now: float | None,
+    last_at: datetime | None = None,
+    now_at: datetime | None = None,
+) -> bool:
+    """Whether the playhead moved further than playback could have carried it."""
+    if last is None or now is None:
+        return False
+    elapsed = (now_at - last_at).total_seconds() if last_at and now_at else 0.0
+    return not (-_SLACK <= now - last <= max(elapsed, 0) * _MAX_RATE + _SLACK)
 
 
 def _same(a: float | None, b: float | None) -> bool:
