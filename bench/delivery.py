@@ -37,6 +37,7 @@ from support.ralph import RalphLRS  # noqa: E402
 from xapitap import forwarder  # noqa: E402
 from xapitap.capture import Capture  # noqa: E402
 from xapitap.pipeline import Pipeline  # noqa: E402
+from xapitap.privacy import Privacy  # noqa: E402
 from xapitap.pseudonym import Pseudonymizer  # noqa: E402
 from xapitap.store import Provenance  # noqa: E402
 from xapitap.store import Store  # noqa: E402
@@ -51,7 +52,7 @@ BATCH = 50
 
 def make_statements(count: int) -> list[Any]:
     """`count` distinct statements, made by the real pipeline from Segment Video Spec events."""
-    pipeline = Pipeline(Pseudonymizer(b"b" * 32), 1 << 20)
+    pipeline = Pipeline(Privacy("pseudonym", Pseudonymizer(b"b" * 32)), 1 << 20)
     match = next(
         m
         for m in [pipeline.matcher().match("POST", "api.segment.io", "/v1/t", {}.get, lambda: b"")]

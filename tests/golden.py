@@ -22,6 +22,7 @@ from xapitap.capture import Capture
 from xapitap.decoding import DecodeError
 from xapitap.decoding import decompress
 from xapitap.pipeline import Pipeline
+from xapitap.privacy import Privacy
 from xapitap.pseudonym import Pseudonymizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -109,7 +110,7 @@ def _request(spec: dict[str, Any]) -> Request:
 
 def run(case: Case, key: bytes = TEST_KEY) -> list[dict[str, Any]]:
     """What the pipeline makes of each request of the case, in order."""
-    pipeline = Pipeline(Pseudonymizer(key), MAX_BODY)
+    pipeline = Pipeline(Privacy("pseudonym", Pseudonymizer(key)), MAX_BODY)
     matcher = pipeline.matcher()
     results = []
     for request in case.requests():
@@ -125,12 +126,13 @@ def run(case: Case, key: bytes = TEST_KEY) -> list[dict[str, Any]]:
             {
                 "rule": match.rule.name,
                 "statements": [json.loads(s.to_json()) for s, _ in outcome.statements],
+                "quarantined": [q.reason for q, _ in outcome.quarantined],
                 "ignored": outcome.ignored,
                 "errors": outcome.errors,
             }
         )
     # The proxy stops: every open session ends.
-    ended = [json.loads(s.to_json()) for s, _ in pipeline.finish()]
+    ended = [json.loads(s.to_json()) for s, _ in pipeline.finish().statements]
     if ended:
         results.append({"rule": "(proxy stops)", "statements": ended})
     return results

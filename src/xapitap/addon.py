@@ -8,6 +8,7 @@ Unless `xapi_answer_locally` is on, the learner's traffic is never touched.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -32,10 +33,12 @@ from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import Pipeline
 from xapitap.platforms import all_adapters
+from xapitap.privacy import Privacy
 from xapitap.pseudonym import Pseudonymizer
 from xapitap.pseudonym import key_path_for
 from xapitap.pseudonym import load_or_create_key
 from xapitap.store import Store
+from xapitap.xapi.translate import Policy
 
 log = logging.getLogger("xapitap")
 
@@ -73,8 +76,8 @@ class XapiTap:
         started = self.intake is not None and self.settings is not None
         if started and _restart_needed(self.settings, new):
             raise exceptions.OptionsError(
-                "xapi_store, xapi_lrs_*, xapi_targets_file and xapi_max_body_bytes apply at "
-                "start; restart"
+                "only xapi_answer_locally and xapi_hosts change while running; restart for "
+                "the others"
             )
         rules = [rule for adapter in all_adapters() for rule in adapter.rules]
         self.matcher = Matcher(rules, new.extra_hosts)
@@ -87,9 +90,12 @@ class XapiTap:
     def start(self, s: opts.Settings) -> None:
         """Open the store and start the intake thread and one forwarder per LRS target."""
         Store(s.store).close()  # creates the file and schema, and fails early if it can't
-        pipeline = Pipeline(
-            Pseudonymizer(load_or_create_key(key_path_for(s.store))), s.max_body_bytes
+        key_file = s.key_file or key_path_for(s.store)
+        privacy = Privacy(
+            s.actor, Pseudonymizer(load_or_create_key(key_file)), s.participant, s.user_agent
         )
+        policy = Policy(completion_threshold=s.completion_threshold, xapi_version=s.xapi_version)
+        pipeline = Pipeline(privacy, s.max_body_bytes, policy=policy)
         self.forwarders = [Forwarder(s.store, target) for target in s.targets]
         for forwarder in self.forwarders:
             forwarder.start()
@@ -195,13 +201,14 @@ class XapiTap:
 
 
 def _restart_needed(old: opts.Settings | None, new: opts.Settings) -> bool:
+    """Whether options that only apply at start changed (all but the matching ones)."""
     if old is None:
         return False
-    return (old.store, old.targets, old.max_body_bytes) != (
-        new.store,
-        new.targets,
-        new.max_body_bytes,
-    )
+
+    def at_start(s: opts.Settings) -> opts.Settings:
+        return dataclasses.replace(s, answer_locally=False, extra_hosts={})
+
+    return at_start(old) != at_start(new)
 
 
 def _body_reader(req: http.Request, max_bytes: int) -> Callable[[], bytes]:

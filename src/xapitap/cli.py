@@ -25,7 +25,7 @@ from xapitap import paths
 from xapitap import script
 from xapitap.store import Store
 from xapitap.targets import Target
-from xapitap.targets import describe
+from xapitap.validation import describe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -160,6 +160,10 @@ def _status(store_path: Path) -> int:
                 print(f"  {target} {statement_id}: {reason}")
                 for line in (diff or "").splitlines()[:5]:
                     print(f"    {line}")
+        quarantined = store.quarantined()
+        print(f"quarantined statements (refused by the xAPI models): {len(quarantined)}")
+        for reason, _ in quarantined[-5:]:
+            print(f"  {reason}")
         rejects = store.rejects()
         print(f"unreadable requests: {len(rejects)}")
         for reject in rejects[-5:]:

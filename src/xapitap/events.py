@@ -74,6 +74,7 @@ class VideoEvent(BaseModel):
     segment_to: float | None = None
     length: float | None = None  # video length, seconds
     interaction: Interaction | None = None
+    user_agent: str | None = None  # coarsened, and only when the privacy policy allows it
 
 
 @dataclass

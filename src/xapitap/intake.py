@@ -23,12 +23,14 @@ from typing import NamedTuple
 from xapitap.capture import Capture
 from xapitap.events import VideoEvent
 from xapitap.matching import RuleMatch
+from xapitap.pipeline import Outcome
 from xapitap.pipeline import Pipeline
 from xapitap.store import Provenance
 from xapitap.store import Reject
 from xapitap.store import Route
 from xapitap.store import Store
 from xapitap.xapi.models import Statement
+from xapitap.xapi.models import canonical_json
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +114,19 @@ class Intake:
         finally:
             store.close()
 
-    def _write_ended(self, store: Store, ended: list[tuple[Statement, VideoEvent]]) -> None:
+    def _write_ended(self, store: Store, ended: Outcome) -> None:
         """Store the closing statements of sessions that ended without a request."""
-        if ended:
-            stored = [(s, Provenance(e.platform, e.rule, e.source_event_id, "")) for s, e in ended]
-            if self._write(store, stored, [], {}):
-                self._on_stored()
+        stored = [(s, _provenance(e, "")) for s, e in ended.statements]
+        quarantined = [
+            (canonical_json(q.draft), q.reason, _provenance(e, "")) for q, e in ended.quarantined
+        ]
+        if (stored or quarantined) and self._write(store, stored, [], {}, quarantined):
+            self._on_stored()
 
     def _process(self, store: Store, work: list[_Work]) -> None:
         stored = []
         rejects = []
+        quarantined: list[tuple[str, str, Provenance]] = []
         counters: Counter[str] = Counter()
         for match, capture, _ in work:
             counters[f"requests {match.rule.name}"] += 1
@@ -138,12 +143,14 @@ class Intake:
                 log.warning("unreadable %s request: %s", match.rule.name, error)
                 rejects.append(self._reject(match, capture, error))
             for statement, event in outcome.statements:
-                prov = Provenance(
-                    event.platform, event.rule, event.source_event_id, capture.flow_id
+                stored.append((statement, _provenance(event, capture.flow_id)))
+            for item, event in outcome.quarantined:
+                log.error("statement refused by the xAPI models: %s", item.reason)
+                quarantined.append(
+                    (canonical_json(item.draft), item.reason, _provenance(event, capture.flow_id))
                 )
-                stored.append((statement, prov))
         counters["errors"] += len(rejects)
-        added = self._write(store, stored, rejects, dict(counters))
+        added = self._write(store, stored, rejects, dict(counters), quarantined)
         with self._lock:
             self._queued_bytes -= sum(len(w.capture.body) for w in work)
         for w in work:
@@ -158,6 +165,7 @@ class Intake:
         stored: list[tuple[Statement, Provenance]],
         rejects: list[Reject],
         counters: dict[str, int],
+        quarantined: list[tuple[str, str, Provenance]],
     ) -> int:
         """Write, retrying until the store takes it: what was translated is never dropped.
 
@@ -166,7 +174,7 @@ class Intake:
         delay = 0.5
         while True:
             try:
-                return store.add(stored, self._targets, rejects, counters)
+                return store.add(stored, self._targets, rejects, counters, quarantined)
             except sqlite3.Error as e:
                 log.error("cannot write to %s (%s); retrying in %.0f s", store.path, e, delay)
                 time.sleep(delay)
@@ -185,3 +193,7 @@ class Intake:
             body_size=len(capture.body),
             flow_id=capture.flow_id,
         )
+
+
+def _provenance(event: VideoEvent, flow_id: str) -> Provenance:
+    return Provenance(event.platform, event.rule, event.source_event_id, flow_id)

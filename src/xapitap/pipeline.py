@@ -23,12 +23,16 @@ from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
 from xapitap.platforms import all_adapters
 from xapitap.platforms.base import Adapter
-from xapitap.pseudonym import Pseudonymizer
+from xapitap.privacy import Privacy
+from xapitap.privacy import coarse_user_agent
 from xapitap.session import VideoSession
 from xapitap.session import VideoSessions
+from xapitap.validation import describe
 from xapitap.xapi import models as m
 from xapitap.xapi.translate import DEFAULT_POLICY
+from xapitap.xapi.translate import Emitted
 from xapitap.xapi.translate import Policy
+from xapitap.xapi.translate import Quarantined
 from xapitap.xapi.translate import terminate
 from xapitap.xapi.translate import translate
 
@@ -37,25 +41,34 @@ from xapitap.xapi.translate import translate
 class Outcome:
     # Each statement with the event it came from (for its provenance in the store).
     statements: list[tuple[m.Statement, VideoEvent]] = field(default_factory=list)
+    # Statements our xAPI models refuse: never sent, kept with the reason.
+    quarantined: list[tuple[Quarantined, VideoEvent]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     # Why the request, or an event in it, could not be read (malformed, too large, ...).
     errors: list[str] = field(default_factory=list)
+
+    def add(self, emitted: list[Emitted], event: VideoEvent) -> None:
+        for item in emitted:
+            if isinstance(item, Quarantined):
+                self.quarantined.append((item, event))
+            else:
+                self.statements.append((item, event))
 
 
 class Pipeline:
     def __init__(
         self,
-        pseudonymizer: Pseudonymizer,
+        privacy: Privacy,
         max_body_bytes: int,
         adapters: Iterable[Adapter] | None = None,
         sessions: VideoSessions | None = None,
         policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self._adapters = {a.name: a for a in (adapters or all_adapters())}
-        self._pseudonymizer = pseudonymizer
+        self._privacy = privacy
         self._max_body_bytes = max_body_bytes
         self.sessions = sessions or VideoSessions()
-        self.policy = policy
+        self.policy = Policy(policy.completion_threshold, privacy.policy, policy.xapi_version)
 
     def rules(self) -> list[EndpointRule]:
         return [rule for adapter in self._adapters.values() for rule in adapter.rules]
@@ -75,41 +88,36 @@ class Pipeline:
         except (DecodeError, PayloadError) as e:
             return Outcome(errors=[f"{match.rule.name}: {e}"])
         except ValidationError as e:  # an adapter read values that do not fit the event model
-            return Outcome(errors=[f"{match.rule.name}: {_first_error(e)}"])
+            return Outcome(errors=[f"{match.rule.name}: {describe(e)}"])
         out = Outcome(ignored=extraction.ignored)
         for event in extraction.events:
-            name = self._pseudonymizer.name(event.platform, event.user_ref_kind, event.user_ref)
+            home, name = self._privacy.actor(
+                event.platform, event.origin, event.user_ref_kind, event.user_ref
+            )
+            if self._privacy.user_agent:
+                agent = coarse_user_agent(capture.header("user-agent"))
+                event = event.model_copy(update={"user_agent": agent})
             try:
-                actor = m.Agent(account=m.Account(homePage=event.origin, name=name))
-                session, ended = self.sessions.open(name, event, capture.received_at)
-                out.statements += self._ended(ended)
-                out.statements += [
-                    (s, event) for s in translate(event, session, actor, self.policy)
-                ]
+                actor = m.Agent(account=m.Account(homePage=home, name=name))
+                session, ended = self.sessions.open(name, event, capture.received_at, home)
+                self._end(ended, out)
+                out.add(translate(event, session, actor, self.policy), event)
                 if event.kind is Kind.TERMINATED:
                     self.sessions.drop(session)
             except ValidationError as e:  # a value the statement model refuses
-                out.errors.append(f"{match.rule.name} {event.kind}: {_first_error(e)}")
+                out.errors.append(f"{match.rule.name} {event.kind}: {describe(e)}")
         return out
 
-    def sweep(self, now: datetime) -> list[tuple[m.Statement, VideoEvent]]:
+    def sweep(self, now: datetime) -> Outcome:
         """End the sessions that went idle: their closing statements."""
-        return self._ended(self.sessions.expire(now))
+        return self._end(self.sessions.expire(now), Outcome())
 
-    def finish(self) -> list[tuple[m.Statement, VideoEvent]]:
+    def finish(self) -> Outcome:
         """End every open session (the proxy stops): their closing statements."""
-        return self._ended(self.sessions.close_all())
+        return self._end(self.sessions.close_all(), Outcome())
 
-    def _ended(self, sessions: list[VideoSession]) -> list[tuple[m.Statement, VideoEvent]]:
-        out = []
+    def _end(self, sessions: list[VideoSession], out: Outcome) -> Outcome:
         for session in sessions:
-            last = session.last_event
-            actor = m.Agent(account=m.Account(homePage=last.origin, name=session.actor))
-            out += [(s, last) for s in terminate(session, actor, self.policy)]
+            actor = m.Agent(account=m.Account(homePage=session.actor_home, name=session.actor))
+            out.add(terminate(session, actor, self.policy), session.last_event)
         return out
-
-
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"{where}: {err['msg']}"

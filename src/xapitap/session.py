@@ -27,7 +27,7 @@ _Key = tuple[str, str, str]  # actor, video, platform session
 @dataclass
 class VideoSession:
     session_id: str
-    actor: str  # the pseudonym
+    actor: str  # the account name (a pseudonym, by default)
     first_event: VideoEvent
     last_event: VideoEvent  # the template for statements the session itself makes
     last_seen: datetime  # on the proxy's clock
@@ -39,6 +39,7 @@ class VideoSession:
     initialized: bool = False
     completed: bool = False
     last_seek_to: float | None = None  # where the last seeked statement landed
+    actor_home: str = ""  # the account's homePage
 
     @property
     def playing(self) -> bool:
@@ -94,7 +95,7 @@ class VideoSessions:
         return len(self._sessions)
 
     def open(
-        self, actor: str, event: VideoEvent, seen_at: datetime
+        self, actor: str, event: VideoEvent, seen_at: datetime, actor_home: str = ""
     ) -> tuple[VideoSession, list[VideoSession]]:
         """The event's session, and the sessions that have ended by now.
 
@@ -114,6 +115,7 @@ class VideoSessions:
             seed = f"{event.session_key or ''}|{first}"
             session_id = v4_shaped("session", MAPPING_VERSION, actor, event.video.id, seed)
             session = VideoSession(session_id, actor, event, event, seen_at)
+            session.actor_home = actor_home or event.origin
             self._sessions[key] = session
             self._by_actor.setdefault(actor, set()).add(key)
         self._sessions.move_to_end(key)

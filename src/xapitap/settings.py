@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from xapitap import paths
 from xapitap.decoding import DEFAULT_MAX_BYTES
+from xapitap.privacy import ActorMode
 from xapitap.targets import Target
-from xapitap.targets import describe
 from xapitap.targets import load_targets
+from xapitap.validation import describe
 
 # name: (type, default, help). Names are a contract: scripts and config.yaml files use them.
 OPTIONS: dict[str, tuple[type, object, str]] = {
@@ -39,6 +40,32 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
         "TOML file of LRS targets, each with its own credentials, platform/verb filter and "
         "xAPI version (see the README); used alongside xapi_lrs_endpoint.",
     ),
+    "xapi_actor": (
+        str,
+        "pseudonym",
+        "Who statements say the learner is: pseudonym (a keyed hash of the platform's user "
+        "id), participant (xapi_participant, for everything captured) or platform (the raw "
+        "platform id; only when you must).",
+    ),
+    "xapi_participant": (str, "", "The participant id, with xapi_actor=participant."),
+    "xapi_key_file": (
+        str,
+        "",
+        "The study key for pseudonyms, made on first use (default: the store's file name "
+        "plus .key). A new key unlinks the learners of one study from another's.",
+    ),
+    "xapi_user_agent": (
+        bool,
+        False,
+        "Send the browser (family, major version, system; never the full user agent) on "
+        "initialized statements.",
+    ),
+    "xapi_completion_threshold": (
+        str,
+        "0.95",
+        "Share of a video that counts as completed when the platform does not say so.",
+    ),
+    "xapi_version": (str, "1.0.3", "xAPI version statements are written for: 1.0.3 or 2.0.0."),
     "xapi_answer_locally": (
         bool,
         False,
@@ -73,6 +100,12 @@ class Settings:
     extra_hosts: dict[str, list[str]] = field(default_factory=dict)
     max_body_bytes: int = DEFAULT_MAX_BYTES
     flush_seconds: int = 5
+    actor: ActorMode = "pseudonym"
+    participant: str = ""
+    key_file: Path | None = None
+    user_agent: bool = False
+    completion_threshold: float = 0.95
+    xapi_version: str = "1.0.3"
 
 
 def parse(values: dict[str, object], platforms: Iterable[str]) -> Settings:
@@ -101,7 +134,29 @@ def parse(values: dict[str, object], platforms: Iterable[str]) -> Settings:
     flush = int(str(values["xapi_flush_seconds"]))
     if flush < 0:
         raise ValueError(f"xapi_flush_seconds must not be negative, not {flush}")
+    actor = str(values["xapi_actor"]).strip()
+    if actor not in ("pseudonym", "participant", "platform"):
+        raise ValueError(f"xapi_actor must be pseudonym, participant or platform, not {actor!r}")
+    participant = str(values["xapi_participant"]).strip()
+    if (actor == "participant") != bool(participant):
+        raise ValueError("xapi_participant goes with xapi_actor=participant, and only with it")
+    try:
+        threshold = float(str(values["xapi_completion_threshold"]))
+    except ValueError:
+        threshold = -1.0
+    if not 0 < threshold <= 1:
+        raise ValueError("xapi_completion_threshold must be a number in (0, 1]")
+    version = str(values["xapi_version"]).strip()
+    if version not in ("1.0.3", "2.0.0"):
+        raise ValueError(f"xapi_version must be 1.0.3 or 2.0.0, not {version!r}")
+    key_file = str(values["xapi_key_file"]).strip()
     return Settings(
+        actor=actor,  # type: ignore[arg-type]
+        participant=participant,
+        key_file=Path(key_file).expanduser() if key_file else None,
+        user_agent=bool(values["xapi_user_agent"]),
+        completion_threshold=threshold,
+        xapi_version=version,
         store=Path(store).expanduser() if store else paths.default_store(),
         targets=tuple(targets),
         answer_locally=bool(values["xapi_answer_locally"]),

@@ -72,6 +72,15 @@ CREATE TABLE IF NOT EXISTS dead (
     at TEXT NOT NULL,
     PRIMARY KEY (target, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    source_event_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    json TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS targets (
     target TEXT PRIMARY KEY,
     endpoint TEXT NOT NULL,
@@ -167,6 +176,7 @@ class Store:
         targets: Iterable[Route] = (),
         rejects: Iterable[Reject] = (),
         counters: dict[str, int] | None = None,
+        quarantined: Iterable[tuple[str, str, Provenance]] = (),
     ) -> int:
         """Store statements (an id already stored is kept as it was), queue the new ones for
         each target, keep the rejects and count, all in one transaction. Returns how many
@@ -219,7 +229,18 @@ class Store:
                         reject.flow_id,
                     ),
                 )
+            quarantined = list(quarantined)
+            self._db.executemany(
+                "INSERT INTO quarantine (at, platform, rule, source_event_id, reason, json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (stamp, p.platform, p.rule, p.source_event_id, reason, text)
+                    for text, reason, p in quarantined
+                ],
+            )
             totals = dict(counters or {})
+            if quarantined:
+                totals["quarantined"] = totals.get("quarantined", 0) + len(quarantined)
             if items:
                 totals["statements"] = totals.get("statements", 0) + added
                 totals["duplicates"] = totals.get("duplicates", 0) + len(items) - added
@@ -361,6 +382,10 @@ class Store:
             )
             for t, endpoint, state, version, error, error_at, success_at in rows
         ]
+
+    def quarantined(self) -> list[tuple[str, str]]:
+        """(reason, statement JSON) of every statement our models refused."""
+        return self._db.execute("SELECT reason, json FROM quarantine ORDER BY id").fetchall()
 
     def dead_letters(self, target: str | None = None) -> list[tuple[str, str, str, str | None]]:
         """(target, statement id, reason, diff) of every dead letter."""

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from pydantic import field_validator
 from pydantic import model_validator
 
+from xapitap.validation import describe
 from xapitap.xapi.vocab import VERBS
 
 
@@ -115,13 +116,3 @@ def load_targets(path: Path) -> list[Target]:
     if len(set(names)) != len(names):
         raise ValueError(f"targets file {path}: target names must differ, got {names}")
     return targets
-
-
-def describe(e: ValidationError) -> str:
-    """Every problem of a validation error, located, in one line."""
-    problems = []
-    for err in e.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        message = str(err["msg"]).removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)

@@ -190,3 +190,44 @@ def cli(*args: str) -> str:
 
 def test_mitmdump_is_the_one_next_to_this_python() -> None:
     assert MITMDUMP.exists()
+
+
+def test_privacy_options_through_the_proxy(tmp_path: Path) -> None:
+    proxy = Mitmdump(
+        tmp_path,
+        "--set",
+        "xapi_answer_locally=true",
+        "--set",
+        "xapi_actor=participant",
+        "--set",
+        "xapi_participant=P-042",
+        "--set",
+        "xapi_user_agent=true",
+        "--set",
+        "xapi_version=2.0.0",
+        "--set",
+        f"xapi_key_file={tmp_path / 'study.key'}",
+    )
+    with proxy:
+        response = requests.post(
+            "https://api.segment.io/v1/t",
+            data=(golden.SEED / "udacity-course-video-watched.json").read_bytes(),
+            headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Firefox/128.0"},
+            proxies=proxy.proxies,
+            verify=str(proxy.ca),
+            timeout=30,
+        )
+        assert response.status_code == 200
+    statements = exported(proxy.store)
+    assert {s["actor"]["account"]["name"] for s in statements} == {"P-042"}  # type: ignore[index]
+    assert {s["version"] for s in statements} == {"2.0.0"}
+    initialized = statements[0]
+    agent = initialized["context"]["extensions"][
+        "https://w3id.org/xapi/video/extensions/user-agent"
+    ]  # type: ignore[index]
+    assert agent == "Firefox 128 (Linux)"
+    assert (tmp_path / "study.key").exists() and not key_beside_store(proxy.store).exists()
+
+
+def key_beside_store(store: Path) -> Path:
+    return store.with_name(store.name + ".key")

@@ -13,6 +13,7 @@ from xapitap.intake import Intake
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import Pipeline
 from xapitap.platforms.segment import RULES
+from xapitap.privacy import Privacy
 from xapitap.pseudonym import Pseudonymizer
 from xapitap.store import Store
 
@@ -31,7 +32,12 @@ class Exploding(Pipeline):
 
 
 def test_a_bug_in_translation_costs_one_request_and_is_recorded(tmp_path: Path) -> None:
-    intake = Intake(Exploding(Pseudonymizer(b"k" * 32), 1000), tmp_path / "s.sqlite3", [], 1000)
+    intake = Intake(
+        Exploding(Privacy("pseudonym", Pseudonymizer(b"k" * 32)), 1000),
+        tmp_path / "s.sqlite3",
+        [],
+        1000,
+    )
     intake.start()
     intake.submit(MATCH, capture(b"{}"))
     intake.stop(timeout=10)
@@ -42,7 +48,7 @@ def test_a_bug_in_translation_costs_one_request_and_is_recorded(tmp_path: Path) 
 
 
 def test_queue_is_bounded_by_bytes(tmp_path: Path) -> None:
-    pipeline = Pipeline(Pseudonymizer(b"k" * 32), 1000)
+    pipeline = Pipeline(Privacy("pseudonym", Pseudonymizer(b"k" * 32)), 1000)
     intake = Intake(pipeline, tmp_path / "s.sqlite3", [], 1000, max_queued_bytes=10)
     assert intake.has_room()
     intake.submit(MATCH, capture(b"x" * 11))  # not started: nothing drains the queue
@@ -65,7 +71,12 @@ def test_store_errors_are_retried_not_dropped(
                 raise sqlite3.OperationalError("database or disk is full")
             return super().add(*args, **kwargs)
 
-    intake = Intake(Pipeline(Pseudonymizer(b"k" * 32), 1000), tmp_path / "s.sqlite3", [], 1000)
+    intake = Intake(
+        Pipeline(Privacy("pseudonym", Pseudonymizer(b"k" * 32)), 1000),
+        tmp_path / "s.sqlite3",
+        [],
+        1000,
+    )
     store = Flaky(tmp_path / "s.sqlite3")
-    assert intake._write(store, [], [], {"requests x": 1}) == 0
+    assert intake._write(store, [], [], {"requests x": 1}, []) == 0
     assert len(calls) == 3 and store.counters() == {"requests x": 1}

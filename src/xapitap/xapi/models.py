@@ -125,6 +125,8 @@ class Statement(_Model):
     result: Result | None = None
     context: Context | None = None
     timestamp: Timestamp
+    # Only for xAPI 2.0 statements: a 1.0.3 producer should not set it.
+    version: Annotated[str, _pattern(re.compile(r"^2\.0\.\d+$"), "2.0.x")] | None = None
 
     @model_validator(mode="after")
     def _completion_only_on_completed(self) -> Statement:

@@ -14,18 +14,25 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic import ValidationError
+
 from xapitap import events as ev
 from xapitap.events import Kind
 from xapitap.events import VideoEvent
+from xapitap.privacy import scrub
 from xapitap.session import VideoSession
+from xapitap.validation import describe
 from xapitap.xapi import models as m
 from xapitap.xapi import vocab as v
 from xapitap.xapi.ids import MAPPING_VERSION
 from xapitap.xapi.ids import v4_shaped
 
-_PROFILE = m.Activity(
-    id=v.VIDEO_PROFILE, definition=m.ActivityDefinition(type=v.PROFILE_ACTIVITY_TYPE)
-)
+_PROFILE = {
+    "objectType": "Activity",
+    "id": v.VIDEO_PROFILE,
+    "definition": {"type": v.PROFILE_ACTIVITY_TYPE},
+}
 
 # Extensions the Video Profile's statement templates require for each verb ("included").
 _REQUIRED = {
@@ -52,6 +59,7 @@ class Policy:
 
     completion_threshold: float = 0.95
     privacy: str = "pseudonym/1"  # names the policy that made the actor (see privacy.py)
+    xapi_version: str = "1.0.3"  # which xAPI the statements are written for
 
 
 def seconds(value: float) -> float:
@@ -69,9 +77,33 @@ def format_duration(total_seconds: float) -> str:
     return f"PT{round(total_seconds, 2):.2f}".rstrip("0").rstrip(".") + "S"
 
 
-def activity(a: ev.Activity) -> m.Activity:
-    name = {"und": a.name} if a.name else None
-    return m.Activity(id=a.id, definition=m.ActivityDefinition(type=a.type, name=name))
+def activity(a: ev.Activity) -> dict[str, Any]:
+    definition: dict[str, Any] = {"type": a.type}
+    if a.name:
+        definition["name"] = {"und": scrub(a.name)}
+    return {"objectType": "Activity", "id": scrub(a.id), "definition": definition}
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A statement that our xAPI models refuse: never sent, kept with the reason."""
+
+    draft: dict[str, Any]
+    reason: str
+
+
+Emitted = m.Statement | Quarantined
+
+
+def _plain(value: Any) -> Any:
+    """The draft as JSON-ready data (models inside it dumped, None values dropped)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, dict):
+        return {k: _plain(v_) for k, v_ in value.items() if v_ is not None}
+    if isinstance(value, list):
+        return [_plain(v_) for v_ in value]
+    return value
 
 
 class _Builder:
@@ -84,7 +116,7 @@ class _Builder:
         self.session = session
         self.actor = actor
         self.policy = policy
-        self.out: list[m.Statement] = []
+        self.out: list[Emitted] = []
 
     def add(
         self,
@@ -108,6 +140,7 @@ class _Builder:
             str(len(self.out)),
             self.actor.account.name,
             s.session_id,
+            self.policy.xapi_version,
         )
         ctx_ext: dict[str, Any] = {v.SESSION_ID: s.session_id}
         if s.length:
@@ -134,30 +167,34 @@ class _Builder:
         if missing:  # the profile wants these, but the traffic did not tell them
             source["missing"] = missing
         ctx_ext[v.SOURCE] = source
-        result = None
+        draft: dict[str, Any] = {
+            "id": statement_id,
+            "actor": self.actor,
+            "verb": {"id": v.VERBS[verb], "display": {"en-US": verb}},
+            "object": activity(e.video),
+            "context": {
+                "platform": e.platform_name,
+                "contextActivities": {
+                    "parent": [activity(a) for a in e.parents] or None,
+                    "grouping": [activity(a) for a in e.groupings] or None,
+                    "category": [_PROFILE],
+                },
+                "extensions": ctx_ext,
+            },
+            "timestamp": format_timestamp(at or e.timestamp),
+        }
         if result_ext or completion is not None or duration is not None:
-            result = m.Result(
-                completion=completion, duration=duration, extensions=result_ext or None
-            )
-        self.out.append(
-            m.Statement(
-                id=statement_id,
-                actor=self.actor,
-                verb=m.Verb(id=v.VERBS[verb], display={"en-US": verb}),
-                object=activity(e.video),
-                result=result,
-                context=m.Context(
-                    platform=e.platform_name,
-                    contextActivities=m.ContextActivities(
-                        parent=[activity(a) for a in e.parents] or None,
-                        grouping=[activity(a) for a in e.groupings] or None,
-                        category=[_PROFILE],
-                    ),
-                    extensions=ctx_ext,
-                ),
-                timestamp=format_timestamp(at or e.timestamp),
-            )
-        )
+            draft["result"] = {
+                "completion": completion,
+                "duration": duration,
+                "extensions": result_ext or None,
+            }
+        if self.policy.xapi_version != "1.0.3":  # 1.0.3 producers should not set it
+            draft["version"] = self.policy.xapi_version
+        try:
+            self.out.append(m.Statement.model_validate(draft))
+        except ValidationError as error:  # never sent: kept aside with the reason
+            self.out.append(Quarantined(_plain(draft), describe(error)))
 
     def summary(self, at: float | None) -> dict[str, Any]:
         """time, progress and played-segments, which paused, completed and terminated carry."""
@@ -220,7 +257,7 @@ DEFAULT_POLICY = Policy()
 
 def translate(
     event: VideoEvent, session: VideoSession, actor: m.Agent, policy: Policy = DEFAULT_POLICY
-) -> list[m.Statement]:
+) -> list[Emitted]:
     """The statements for one event, updating the session with what it tells."""
     b = _Builder(event, session, actor, policy)
     s = session
@@ -231,7 +268,8 @@ def translate(
     if not s.initialized:
         s.initialized = True
         inferred = event.kind is not Kind.INITIALIZED
-        b.add("initialized", {}, inferred=inferred, statement_id=s.session_id, at=began)
+        agent = {v.USER_AGENT: event.user_agent} if event.user_agent else None
+        b.add("initialized", {}, agent, inferred=inferred, statement_id=s.session_id, at=began)
         if event.kind is Kind.INITIALIZED:
             return b.out
     pos = event.position if event.position is not None else s.position
@@ -289,7 +327,7 @@ def translate(
 
 def terminate(
     session: VideoSession, actor: m.Agent, policy: Policy = DEFAULT_POLICY
-) -> list[m.Statement]:
+) -> list[Emitted]:
     """The end of a session nobody reported: a pause if it was playing, then terminated.
 
     Both are dated at the last event seen, when the learner was last known to be there.

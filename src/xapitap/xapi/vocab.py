@@ -36,6 +36,7 @@ QUALITY = _EXT + "quality"
 SPEED = _EXT + "speed"
 VOLUME = _EXT + "volume"
 FULL_SCREEN = _EXT + "full-screen"
+USER_AGENT = _EXT + "user-agent"
 CC_LANG = _EXT + "cc-subtitle-lang"
 # The profile's concept says cc-subtitle-enabled, its templates (and Ralph) say cc-enabled:
 # we send both with the same value, so consumers of either reading find it.

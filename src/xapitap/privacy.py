@@ -1,0 +1,89 @@
+"""Who the actor is, and what never leaves the proxy: the privacy policy of a run.
+
+Actor modes:
+- `pseudonym` (default): account {homePage: platform origin, name: HMAC-SHA256(study key,
+  platform, id kind, user id)}. The key lives in its own file, outside the statement store;
+  a new key unlinks everything after it from everything before.
+- `participant`: one researcher-set id for everything this proxy captures (lab studies):
+  account {homePage: PARTICIPANT_HOME, name: the id}.
+- `platform`: the platform's own user id, only when explicitly chosen.
+Whatever the mode, e-mail addresses are scrubbed from the IRIs and names we emit, and the
+browser's user agent is sent only when asked for, and then coarsened.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from xapitap.pseudonym import Pseudonymizer
+
+ActorMode = Literal["pseudonym", "participant", "platform"]
+PARTICIPANT_HOME = "https://xapitap.github.io/participants"
+POLICY_VERSION = "1"
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+@dataclass(frozen=True)
+class Privacy:
+    mode: ActorMode
+    pseudonymizer: Pseudonymizer
+    participant: str = ""
+    user_agent: bool = False
+
+    @property
+    def policy(self) -> str:
+        """Named in every statement, so a dataset says how its actors were made."""
+        agent = "+user-agent" if self.user_agent else ""
+        return f"{self.mode}{agent}/{POLICY_VERSION}"
+
+    def actor(self, platform: str, origin: str, id_kind: str, user_id: str) -> tuple[str, str]:
+        """(homePage, name) of the actor's account."""
+        if self.mode == "participant":
+            return PARTICIPANT_HOME, self.participant
+        if self.mode == "platform":
+            return origin, scrub(user_id)
+        return origin, self.pseudonymizer.name(platform, id_kind, user_id)
+
+
+def scrub(text: str) -> str:
+    """The text without e-mail addresses (also URL-encoded ones)."""
+    return _EMAIL.sub("redacted-email", text)
+
+
+_BROWSERS = (
+    ("Edge", re.compile(r"Edg(?:e|A|iOS)?/(\d+)")),
+    ("Opera", re.compile(r"OPR/(\d+)")),
+    ("Firefox", re.compile(r"(?:Firefox|FxiOS)/(\d+)")),
+    ("Chrome", re.compile(r"(?:Chrome|CriOS)/(\d+)")),
+    ("Safari", re.compile(r"Version/(\d+).*Safari/")),
+)
+_SYSTEMS = (
+    ("Android", "Android"),
+    ("iPhone", "iOS"),
+    ("iPad", "iOS"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Macintosh", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def coarse_user_agent(user_agent: str | None) -> str | None:
+    """Browser family, major version and system, e.g. "Chrome 66 (macOS)": enough to tell
+    players apart, too little to fingerprint a learner."""
+    if not user_agent:
+        return None
+    browser = next(
+        (
+            f"{name} {m.group(1)}"
+            for name, pattern in _BROWSERS
+            if (m := pattern.search(user_agent))
+        ),
+        "other browser",
+    )
+    system = next((label for token, label in _SYSTEMS if token in user_agent), "other system")
+    return f"{browser} ({system})"
