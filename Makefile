@@ -7,7 +7,7 @@ RALPH_VENV ?= .venv-ralph
 BIN := $(VENV)/bin
 PIP := -m pip install -qq --disable-pip-version-check
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean system-deps
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "xapitap needs Python 3.11 or newer; set PYTHON=" or 0)'
@@ -28,7 +28,17 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests addons bench
 	$(BIN)/mypy
 
-test: lint $(RALPH_VENV)/.installed
+# The browser tests need Debian's chromium (driven by Playwright, which downloads nothing
+# with executable_path) and ffmpeg (to make the test clip).
+system-deps:
+	@missing=""; for tool in chromium ffmpeg; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing with apt-get"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+test: lint $(RALPH_VENV)/.installed system-deps
 	@$(BIN)/python -c 'import mitmproxy.version, sys; print("python", sys.version.split()[0], "mitmproxy", mitmproxy.version.VERSION)'
 	XAPITAP_RALPH_VENV=$(abspath $(RALPH_VENV)) $(BIN)/pytest
 
