@@ -101,7 +101,8 @@ class Pipeline:
                 actor = m.Agent(account=m.Account(homePage=home, name=name))
                 session, ended = self.sessions.open(name, event, capture.received_at, home)
                 self._end(ended, out)
-                out.add(translate(event, session, actor, self.policy), event)
+                statements = translate(event, session, actor, self.policy, capture.received_at)
+                out.add(statements, event)
                 if event.kind is Kind.TERMINATED:
                     self.sessions.drop(session)
             except ValidationError as e:  # a value the statement model refuses

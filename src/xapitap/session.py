@@ -34,6 +34,7 @@ class VideoSession:
     length: float | None = None
     position: float | None = None
     position_at: datetime | None = None  # when `position` was last reported (event clock)
+    position_seen_at: datetime | None = None  # ... and when the proxy saw that (its clock)
     playing_from: float | None = None  # where the current stretch of playback began
     segments: list[tuple[float, float]] = field(default_factory=list)
     initialized: bool = False
@@ -56,17 +57,18 @@ class VideoSession:
             return None
         return "[,]".join(f"{a:.3f}[.]{b:.3f}" for a, b in self.segments)
 
-    def progress(self) -> float | None:
+    def progress(self, extra: list[tuple[float, float]] | None = None) -> float | None:
         """Share of the video played at least once: union of the segments ÷ length.
 
         Unknown (None) without a length, or before any playback was seen: a proxy that saw
         nothing played cannot say that nothing was.
         """
-        if not self.length or not self.segments:
+        segments = self.segments + (extra or [])
+        if not self.length or not segments:
             return None
         covered = 0.0
         reach = 0.0
-        for a, b in sorted(self.segments):
+        for a, b in sorted(segments):
             a = max(a, reach)
             if b > a:
                 covered += b - a
@@ -108,6 +110,13 @@ class VideoSessions:
         for other in [k for k in self._by_actor.get(actor, ()) if k[1] != event.video.id]:
             ended.append(self._pop(other))
         session = self._sessions.get(key)
+        if session is None and not event.session_key:
+            # An event that names no playback session (a lecture API's "ended", say) belongs
+            # to the actor's open session of this video, whatever that session's key.
+            same_video = [k for k in self._by_actor.get(actor, ()) if k[1] == event.video.id]
+            if same_video:
+                key = max(same_video, key=lambda k: self._sessions[k].last_seen)
+                session = self._sessions[key]
         if session is None:
             # The first event names the session, so a replay gets the same session id (the
             # platform's session key alone is not enough: a session can end and resume).

@@ -245,10 +245,17 @@ class _Builder:
         )
 
     def reached_threshold(self, at: float | None) -> None:
-        """Completed, once, when the share played reaches the completion threshold."""
-        progress = self.session.progress()
-        reached = progress is not None and progress >= self.policy.completion_threshold
-        if reached and not self.session.completed:
+        """Completed, once, when the share played reaches the completion threshold (counting
+        the stretch playing now, which is then closed at `at` so the statement says so)."""
+        s = self.session
+        if s.completed or at is None:
+            return
+        open_stretch = [(s.playing_from, at)] if s.playing_from is not None else []
+        progress = s.progress(extra=open_stretch)
+        if progress is not None and progress >= self.policy.completion_threshold:
+            if s.playing:
+                s.stop_playing(at)
+                s.playing_from = at
             self.complete(at, inferred=True)
 
 
@@ -256,9 +263,14 @@ DEFAULT_POLICY = Policy()
 
 
 def translate(
-    event: VideoEvent, session: VideoSession, actor: m.Agent, policy: Policy = DEFAULT_POLICY
+    event: VideoEvent,
+    session: VideoSession,
+    actor: m.Agent,
+    policy: Policy = DEFAULT_POLICY,
+    seen_at: datetime | None = None,
 ) -> list[Emitted]:
-    """The statements for one event, updating the session with what it tells."""
+    """The statements for one event, updating the session with what it tells; `seen_at` is
+    when the proxy saw it."""
     b = _Builder(event, session, actor, policy)
     s = session
     began = event.timestamp  # when what the event reports began
@@ -277,7 +289,7 @@ def translate(
         case Kind.INITIALIZED:
             pass  # a second initialized in one session says nothing new
         case Kind.PLAYED:
-            if s.playing and not _jumped(s.position, pos, s.position_at, event.timestamp):
+            if s.playing and not _jumped(s.position, pos, _elapsed(s, event, seen_at)):
                 pass  # still playing: nothing new happened
             else:
                 if s.playing:  # playing, but elsewhere than it could have reached
@@ -304,7 +316,7 @@ def translate(
             b.add("paused", b.summary(end))
             b.reached_threshold(end)
         case Kind.PROGRESS:
-            _progress(b, event, pos)
+            _progress(b, event, pos, seen_at)
         case Kind.INTERACTED:
             result_ext, context_ext = _interaction(event.interaction)
             b.add("interacted", {v.TIME: _secs(pos), **result_ext}, context_ext)
@@ -322,6 +334,7 @@ def translate(
     if pos is not None:
         s.position = pos
         s.position_at = event.timestamp
+        s.position_seen_at = seen_at
     return b.out
 
 
@@ -342,12 +355,12 @@ def terminate(
     return b.out
 
 
-def _progress(b: _Builder, event: VideoEvent, pos: float | None) -> None:
+def _progress(b: _Builder, event: VideoEvent, pos: float | None, seen_at: datetime | None) -> None:
     """A heartbeat: playback ran from the last known position to here, if it could have."""
     s = b.session
     if pos is None:
         return
-    if _jumped(s.position, pos, s.position_at, event.timestamp):
+    if _jumped(s.position, pos, _elapsed(s, event, seen_at)):
         if s.playing:
             b.seeked(s.position, pos, inferred=True)
         else:
@@ -359,17 +372,22 @@ def _progress(b: _Builder, event: VideoEvent, pos: float | None) -> None:
     b.reached_threshold(pos)
 
 
-def _jumped(
-    last: float | None,
-    now: float | None,
-    last_at: datetime | None = None,
-    now_at: datetime | None = None,
-) -> bool:
+def _elapsed(s: VideoSession, event: VideoEvent, seen_at: datetime | None) -> float:
+    """Seconds since the last reported position, on whichever clock says more: the event
+    clock keeps apart the events of one batch, the proxy's survives a client clock that
+    is off (or events that carry no time of their own)."""
+    on_events = (event.timestamp - s.position_at).total_seconds() if s.position_at else 0.0
+    on_proxy = (
+        (seen_at - s.position_seen_at).total_seconds() if seen_at and s.position_seen_at else 0.0
+    )
+    return max(on_events, on_proxy, 0.0)
+
+
+def _jumped(last: float | None, now: float | None, elapsed: float = 0.0) -> bool:
     """Whether the playhead moved further than playback could have carried it."""
     if last is None or now is None:
         return False
-    elapsed = (now_at - last_at).total_seconds() if last_at and now_at else 0.0
-    return not (-_SLACK <= now - last <= max(elapsed, 0) * _MAX_RATE + _SLACK)
+    return not (-_SLACK <= now - last <= elapsed * _MAX_RATE + _SLACK)
 
 
 def _same(a: float | None, b: float | None) -> bool:
