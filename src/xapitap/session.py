@@ -48,8 +48,10 @@ class VideoSession:
 
     def stop_playing(self, at: float | None) -> None:
         """Close the current stretch of playback at `at`, if one is open."""
-        if self.playing_from is not None and at is not None and at > self.playing_from:
-            self.segments.append((self.playing_from, at))
+        start = self.playing_from
+        # Compared as sent (3 decimals): a stretch too short to show is none.
+        if start is not None and at is not None and round(at, 3) > round(start, 3):
+            self.segments.append((start, at))
         self.playing_from = None
 
     def played_segments(self) -> str | None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -24,11 +25,21 @@ Extract = Callable[[RuleMatch, Capture, Any], Extraction]
 
 @dataclass(frozen=True)
 class Adapter:
-    """A platform: its endpoint rules, and how to read what they carry."""
+    """A platform: its endpoint rules, and how to read what each of them carries."""
 
     name: str
-    rules: tuple[EndpointRule, ...]
-    extract: Extract
+    extractors: Mapping[EndpointRule, Extract]
+
+    @property
+    def rules(self) -> tuple[EndpointRule, ...]:
+        return tuple(self.extractors)
+
+    def extract(self, match: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+        # By name: rules for user-added hosts are copies that keep the name.
+        for rule, extract in self.extractors.items():
+            if rule.name == match.rule.name:
+                return extract(match, capture, doc)
+        raise KeyError(match.rule.name)
 
 
 def raw_event_id(raw: Any) -> str:

@@ -39,26 +39,24 @@ NAME = "coursera"
 _HOSTS = r"(?:[a-z0-9-]+\.)*coursera\.org"
 _ITEM = r"/api/opencourse\.v1/user/(?P<user>[^/]+)/course/(?P<course>[^/]+)/item/(?P<item>[^/]+)"
 
-RULES = (
-    EndpointRule(
-        "coursera.eventing",
-        NAME,
-        r"^/(?:api/rest/v1/)?eventing/info(?:batch)?(?:\.v2)?/?$",
-        hosts=_HOSTS,
-    ),
-    EndpointRule(
-        "coursera.video-event",
-        NAME,
-        rf"^{_ITEM}/lecture/videoEvents/(?P<action>[a-z]+)/?$",
-        hosts=_HOSTS,
-    ),
-    EndpointRule(
-        "coursera.video-progress",
-        NAME,
-        r"^/api/onDemandVideoProgresses\.v1/(?P<progress>[^/]+)/?$",
-        hosts=_HOSTS,
-        methods=frozenset({"PUT", "POST"}),
-    ),
+EVENTING = EndpointRule(
+    "coursera.eventing",
+    NAME,
+    r"^/(?:api/rest/v1/)?eventing/info(?:batch)?(?:\.v2)?/?$",
+    hosts=_HOSTS,
+)
+VIDEO_EVENT = EndpointRule(
+    "coursera.video-event",
+    NAME,
+    rf"^{_ITEM}/lecture/videoEvents/(?P<action>[a-z]+)/?$",
+    hosts=_HOSTS,
+)
+VIDEO_PROGRESS = EndpointRule(
+    "coursera.video-progress",
+    NAME,
+    r"^/api/onDemandVideoProgresses\.v1/(?P<progress>[^/]+)/?$",
+    hosts=_HOSTS,
+    methods=frozenset({"PUT", "POST"}),
 )
 
 _ACTIONS = {
@@ -185,15 +183,11 @@ def _video_progress(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     )
 
 
-_EXTRACT = {
-    "coursera.eventing": _eventing,
-    "coursera.video-event": _video_event,
-    "coursera.video-progress": _video_progress,
-}
-
-
-def extract(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
-    return _EXTRACT[rule.rule.name](rule, capture, doc)
-
-
-ADAPTER = Adapter(NAME, RULES, extract)
+ADAPTER = Adapter(
+    NAME,
+    {
+        EVENTING: _eventing,
+        VIDEO_EVENT: _video_event,
+        VIDEO_PROGRESS: _video_progress,
+    },
+)

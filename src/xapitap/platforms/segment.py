@@ -148,4 +148,4 @@ def extract(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     return out
 
 
-ADAPTER = Adapter(NAME, RULES, extract)
+ADAPTER = Adapter(NAME, dict.fromkeys(RULES, extract))

@@ -45,21 +45,19 @@ def _looks_like_video_controls(header: HeaderLookup, body: Callable[[], bytes]) 
     return b'"ctVersion"' in data and b'"action"' in data
 
 
-RULES = (
-    EndpointRule("udemy.ecl", NAME, r"^/api-2\.0/ecl/?$", hosts=_HOSTS),
-    EndpointRule(
-        "udemy.progress-log",
-        NAME,
-        rf"^{_COURSE}/lectures/(?P<lecture>\d+)/progress-logs/?$",
-        hosts=_HOSTS,
-    ),
-    EndpointRule(
-        "udemy.completed-lecture", NAME, rf"^{_COURSE}/completed-lectures/?$", hosts=_HOSTS
-    ),
-    # The legacy course-taking payload's endpoint is unknown: recognise it by its shape.
-    EndpointRule(
-        "udemy.video-controls", NAME, r"", hosts=_HOSTS, body_check=_looks_like_video_controls
-    ),
+ECL = EndpointRule("udemy.ecl", NAME, r"^/api-2\.0/ecl/?$", hosts=_HOSTS)
+PROGRESS_LOG = EndpointRule(
+    "udemy.progress-log",
+    NAME,
+    rf"^{_COURSE}/lectures/(?P<lecture>\d+)/progress-logs/?$",
+    hosts=_HOSTS,
+)
+COMPLETED_LECTURE = EndpointRule(
+    "udemy.completed-lecture", NAME, rf"^{_COURSE}/completed-lectures/?$", hosts=_HOSTS
+)
+# The legacy course-taking payload's endpoint is unknown: recognise it by its shape.
+VIDEO_CONTROLS = EndpointRule(
+    "udemy.video-controls", NAME, r"", hosts=_HOSTS, body_check=_looks_like_video_controls
 )
 
 
@@ -219,16 +217,12 @@ def _ecl(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     return out
 
 
-_EXTRACT = {
-    "udemy.ecl": _ecl,
-    "udemy.progress-log": _progress_log,
-    "udemy.completed-lecture": _completed_lecture,
-    "udemy.video-controls": _video_controls,
-}
-
-
-def extract(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
-    return _EXTRACT[rule.rule.name](rule, capture, doc)
-
-
-ADAPTER = Adapter(NAME, RULES, extract)
+ADAPTER = Adapter(
+    NAME,
+    {
+        ECL: _ecl,
+        PROGRESS_LOG: _progress_log,
+        COMPLETED_LECTURE: _completed_lecture,
+        VIDEO_CONTROLS: _video_controls,
+    },
+)
