@@ -11,7 +11,6 @@ from dataclasses import field
 from datetime import datetime
 from http.cookies import CookieError
 from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +44,6 @@ class Capture:
             return None
         morsel = jar.get(name)
         return morsel.value if morsel else None
-
-    def query_param(self, name: str) -> str | None:
-        return dict(parse_qsl(self.query)).get(name)
 
     @property
     def origin(self) -> str:

@@ -83,10 +83,6 @@ class LrsClient:
         return found if isinstance(found, dict) else None
 
 
-def same_statement(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> bool:
-    return not statement_diff(ours, theirs)
-
-
 # What an LRS adds or may set on its own (xAPI Data §2.3.1, immutability exceptions).
 _LRS_FIELDS = ("stored", "authority", "version")
 
