@@ -29,16 +29,18 @@ PLACEHOLDERS = {
 
 def ralph_gap(statement: dict[str, Any]) -> str | None:
     """Why Ralph 5.1.0 cannot accept this statement although it follows the profile."""
-    if statement["verb"]["id"] != v.VERBS["interacted"]:
-        return None
     context = statement["context"].get("extensions", {})
     result = statement.get("result", {}).get("extensions", {})
-    if v.QUALITY in context or v.SPEED in context:
-        return "Ralph models only captions, volume and screen interactions"
     if v.VOLUME in context and not float(context[v.VOLUME]).is_integer():
         return "Ralph models volume as an integer; the profile says a number from 0 to 1"
+    if statement["verb"]["id"] != v.VERBS["interacted"]:
+        return None
+    if v.QUALITY in context or v.SPEED in context:
+        return "Ralph models only captions, volume and screen interactions"
     if result.get(v.CC_ENABLED) is False and v.CC_LANG not in context:
         return "Ralph requires cc-subtitle-lang even when captions are turned off"
+    if v.FULL_SCREEN in context and v.SCREEN_SIZE not in context:
+        return "Ralph requires screen-size and video-playback-size with full-screen"
     return None
 
 

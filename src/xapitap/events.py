@@ -74,6 +74,9 @@ class VideoEvent(BaseModel):
     segment_to: float | None = None
     length: float | None = None  # video length, seconds
     interaction: Interaction | None = None
+    # The player's settings as this event reports them (state, not a change): a change
+    # between two events of a session is an interaction nobody reported.
+    player: Interaction | None = None
     user_agent: str | None = None  # coarsened, and only when the privacy policy allows it
 
 

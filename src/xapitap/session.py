@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 from xapitap.events import VideoEvent
 from xapitap.xapi.ids import MAPPING_VERSION
@@ -41,6 +42,7 @@ class VideoSession:
     completed: bool = False
     last_seek_to: float | None = None  # where the last seeked statement landed
     actor_home: str = ""  # the account's homePage
+    player: dict[str, Any] = field(default_factory=dict)  # last known player settings
 
     @property
     def playing(self) -> bool:

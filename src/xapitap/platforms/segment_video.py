@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from xapitap.events import Activity
+from xapitap.events import Interaction
 from xapitap.events import Kind
 from xapitap.events import PayloadError
 from xapitap.events import VideoEvent
@@ -79,5 +80,19 @@ def video_spec(call: TrackCall) -> list[VideoEvent]:
             seek_from=seek_from,
             seek_to=seek_to,
             length=number_or_none(p.get("total_length")) or None,
+            player=_player(p),
         )
     ]
+
+
+def _player(p: dict[str, object]) -> Interaction | None:
+    """The settings the Video Spec reports with every event: sound 0-100, full_screen,
+    quality."""
+    sound = number_or_none(p.get("sound"))
+    full_screen = p.get("full_screen")
+    settings = Interaction(
+        volume=None if sound is None else min(sound / 100, 1.0),
+        full_screen=full_screen if isinstance(full_screen, bool) else None,
+        quality=text_or_none(p.get("quality")),
+    )
+    return settings if settings != Interaction() else None

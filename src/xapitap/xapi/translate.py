@@ -277,13 +277,23 @@ def translate(
     if event.kind is Kind.WATCHED and event.segment_from is not None:
         stretch = (event.segment_to or event.segment_from) - event.segment_from
         began = event.timestamp - timedelta(seconds=max(stretch, 0))
+    reported = event.player.model_dump(exclude_none=True) if event.player else {}
     if not s.initialized:
         s.initialized = True
         inferred = event.kind is not Kind.INITIALIZED
-        agent = {v.USER_AGENT: event.user_agent} if event.user_agent else None
-        b.add("initialized", {}, agent, inferred=inferred, statement_id=s.session_id, at=began)
+        context = _interaction(event.player)[1]  # the settings it starts with
+        if event.user_agent:
+            context[v.USER_AGENT] = event.user_agent
+        b.add("initialized", {}, context, inferred=inferred, statement_id=s.session_id, at=began)
+        s.player.update(reported)
         if event.kind is Kind.INITIALIZED:
             return b.out
+    changed = {k: x for k, x in reported.items() if k in s.player and s.player[k] != x}
+    s.player.update(reported)
+    if changed:  # settings changed between two reports: an interaction nobody reported
+        result_ext, context_ext = _interaction(ev.Interaction(**changed))
+        at = event.position if event.position is not None else s.position
+        b.add("interacted", {v.TIME: _secs(at), **result_ext}, context_ext, inferred=True)
     pos = event.position if event.position is not None else s.position
     match event.kind:
         case Kind.INITIALIZED:

@@ -36,6 +36,7 @@ QUALITY = _EXT + "quality"
 SPEED = _EXT + "speed"
 VOLUME = _EXT + "volume"
 FULL_SCREEN = _EXT + "full-screen"
+SCREEN_SIZE = _EXT + "screen-size"
 USER_AGENT = _EXT + "user-agent"
 CC_LANG = _EXT + "cc-subtitle-lang"
 # The profile's concept says cc-subtitle-enabled, its templates (and Ralph) say cc-enabled:
