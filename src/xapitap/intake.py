@@ -1,8 +1,10 @@
 """The queue between the proxy hook and the pipeline, and the thread that empties it.
 
 The hook only copies the request and queues it; decoding, translation and the SQLite write
-happen here, in arrival order. The queue is bounded by bytes: when it is full, the hook waits
-(asynchronously, delaying only that request) instead of dropping anything.
+happen here, in arrival order, and the hook is told when a request's statements are
+committed. The queue is bounded by bytes: when it is full, the hook holds the request
+(asynchronously, delaying only that request, up to 2 s) instead of dropping anything.
+Idle sessions are ended here too, and every open session when the intake stops.
 """
 
 from __future__ import annotations
