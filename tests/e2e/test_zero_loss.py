@@ -344,34 +344,27 @@ def test_push_sends_a_study_captured_without_an_lrs(ralph: RalphLRS, tmp_path: P
     proxy = Mitmdump(tmp_path, "--set", "xapi_answer_locally=true")
     with proxy:
         send_all(proxy, video_events(12, secrets.token_hex(4)))
-    done = cli(
-        "push",
-        "--store",
-        str(proxy.store),
-        "--to",
-        ralph.url,
-        "--username",
-        ralph.username,
-        "--password-env",
-        "LRS_SECRET",
-        env={"LRS_SECRET": ralph.password},
-    )
+
+    def push() -> subprocess.CompletedProcess[str]:
+        return cli(
+            "push",
+            "--store",
+            str(proxy.store),
+            "--to",
+            ralph.url,
+            "--username",
+            ralph.username,
+            "--password-env",
+            "LRS_SECRET",
+            env={"LRS_SECRET": ralph.password},
+        )
+
+    done = push()
     assert done.returncode == 0, done.stderr
     ours = stored(proxy.store)
     n = len(ours)
     assert f"{n} delivered, 0 still queued, 0 dead-lettered" in done.stdout
     assert f"{n}/{n}" in done.stderr  # the progress bar
     assert in_lrs(ralph, ours) == ours
-    again = cli(
-        "push",
-        "--store",
-        str(proxy.store),
-        "--to",
-        ralph.url,
-        "--username",
-        ralph.username,
-        "--password-env",
-        "LRS_SECRET",
-        env={"LRS_SECRET": ralph.password},
-    )
+    again = push()
     assert "pushing 0 statements" in again.stdout and again.returncode == 0

@@ -7,19 +7,17 @@ while the statements that get through are stored by the real LRS behind it.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
-from types import TracebackType
-from typing import Self
 
 import requests
+
+from support.loopback import LoopbackServer
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
-class Relay:
+class Relay(LoopbackServer):
     def __init__(self, upstream: str) -> None:
         """`upstream` is the LRS's base URL, e.g. http://127.0.0.1:PORT/."""
         self.upstream = upstream.rstrip("/")
@@ -71,25 +69,9 @@ class Relay:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
         """The relayed LRS's xAPI base URL."""
         return f"http://127.0.0.1:{self.port}/xAPI/"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()

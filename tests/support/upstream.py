@@ -9,19 +9,17 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import ssl
-import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from support.loopback import LoopbackServer
 
 RESPONSE_BODY = b'{"upstream":"answer","n":1}'
 
@@ -68,7 +66,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class Upstream:
+class Upstream(LoopbackServer):
     def __init__(self, tls_dir: Path | None = None) -> None:
         """Plain HTTP, or HTTPS with a fresh self-signed certificate written to tls_dir."""
         self.received: list[Received] = []
@@ -94,7 +92,7 @@ class Upstream:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        super().__init__(Handler)
         self.scheme = "http"
         if tls_dir is not None:
             self.cert, key = self_signed(tls_dir)
@@ -102,22 +100,7 @@ class Upstream:
             context.load_cert_chain(self.cert, key)
             self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
             self.scheme = "https"
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         return f"{self.scheme}://localhost:{self.port}"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
