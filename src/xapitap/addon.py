@@ -33,6 +33,7 @@ from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import Pipeline
 from xapitap.platforms import all_adapters
+from xapitap.platforms import all_rules
 from xapitap.privacy import Privacy
 from xapitap.pseudonym import Pseudonymizer
 from xapitap.pseudonym import key_path_for
@@ -79,8 +80,7 @@ class XapiTap:
                 "only xapi_answer_locally and xapi_hosts change while running; restart for "
                 "the others"
             )
-        rules = [rule for adapter in all_adapters() for rule in adapter.rules]
-        self.matcher = Matcher(rules, new.extra_hosts)
+        self.matcher = Matcher(all_rules(), new.extra_hosts)
         self.settings = new
 
     def running(self) -> None:

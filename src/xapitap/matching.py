@@ -86,10 +86,6 @@ class Matcher:
         """The methods any rule matches; other requests need no further look."""
         return self._methods
 
-    @property
-    def rules(self) -> tuple[EndpointRule, ...]:
-        return tuple(self._rules)
-
     def match(
         self, method: str, host: str, path: str, header: HeaderLookup, body: Callable[[], bytes]
     ) -> RuleMatch | None:

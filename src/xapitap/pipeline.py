@@ -5,7 +5,6 @@ Pure apart from the session state it keeps; it never touches mitmproxy, the netw
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -18,11 +17,10 @@ from xapitap.decoding import decode_body
 from xapitap.events import Kind
 from xapitap.events import PayloadError
 from xapitap.events import VideoEvent
-from xapitap.matching import EndpointRule
 from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
 from xapitap.platforms import all_adapters
-from xapitap.platforms.base import Adapter
+from xapitap.platforms import all_rules
 from xapitap.privacy import Privacy
 from xapitap.privacy import coarse_user_agent
 from xapitap.session import VideoSession
@@ -60,21 +58,17 @@ class Pipeline:
         self,
         privacy: Privacy,
         max_body_bytes: int,
-        adapters: Iterable[Adapter] | None = None,
         sessions: VideoSessions | None = None,
         policy: Policy = DEFAULT_POLICY,
     ) -> None:
-        self._adapters = {a.name: a for a in (adapters or all_adapters())}
+        self._adapters = {a.name: a for a in all_adapters()}
         self._privacy = privacy
         self._max_body_bytes = max_body_bytes
         self.sessions = sessions or VideoSessions()
         self.policy = Policy(policy.completion_threshold, privacy.policy, policy.xapi_version)
 
-    def rules(self) -> list[EndpointRule]:
-        return [rule for adapter in self._adapters.values() for rule in adapter.rules]
-
     def matcher(self, extra_hosts: dict[str, list[str]] | None = None) -> Matcher:
-        return Matcher(self.rules(), extra_hosts)
+        return Matcher(all_rules(), extra_hosts)
 
     def process(self, match: RuleMatch, capture: Capture) -> Outcome:
         try:

@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 
 from xapitap.matching import Matcher
-from xapitap.platforms import all_adapters
+from xapitap.platforms import all_rules
 
 SEGMENT_BODY = b'{"type":"track","event":"x","writeKey":"k"}'
 
 
 def matcher(extra: dict[str, list[str]] | None = None) -> Matcher:
-    return Matcher([r for a in all_adapters() for r in a.rules], extra)
+    return Matcher(all_rules(), extra)
 
 
 def rule_for(

@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 from functools import cache
 
+from xapitap.matching import EndpointRule
 from xapitap.platforms.base import Adapter
 
 
@@ -18,3 +19,7 @@ def all_adapters() -> tuple[Adapter, ...]:
         if isinstance(adapter, Adapter):
             found.append(adapter)
     return tuple(found)
+
+
+def all_rules() -> list[EndpointRule]:
+    return [rule for adapter in all_adapters() for rule in adapter.rules]
