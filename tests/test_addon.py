@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
 import golden
+from support.local import stored
 from xapitap.addon import XapiTap
 from xapitap.store import Store
 
@@ -35,14 +35,6 @@ def tap(tmp_path: Path) -> Iterator[tuple[XapiTap, taddons.context]]:
         tctx.configure(addon, xapi_store=str(tmp_path / "s.sqlite3"))
         yield addon, tctx
         addon.stop()
-
-
-def stored(path: Path) -> list[dict[str, object]]:
-    store = Store(path)
-    try:
-        return [json.loads(text) for text in store.statements_json()]
-    finally:
-        store.close()
 
 
 def test_analytics_request_is_stored_and_left_untouched(

@@ -7,9 +7,7 @@ upstream instead.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,8 @@ import pytest
 import requests
 
 import golden
+from support.local import cli
+from support.local import stored
 from support.proxy import ADDON
 from support.proxy import MITMDUMP
 from support.proxy import Mitmdump
@@ -25,7 +25,6 @@ from support.ralph import validate_with_ralph
 from test_ralph_models import ralph_gap
 from test_ralph_models import with_placeholders
 from xapitap.pseudonym import key_path_for
-from xapitap.store import Store
 
 pytestmark = pytest.mark.e2e
 
@@ -51,14 +50,6 @@ def send(proxy: Mitmdump, request: golden.Request) -> requests.Response:
         verify=str(proxy.ca),  # passed per request: REQUESTS_CA_BUNDLE would override a Session
         timeout=30,
     )
-
-
-def stored(path: Path) -> list[dict[str, Any]]:
-    store = Store(path)
-    try:
-        return [json.loads(text) for text in store.statements_json()]
-    finally:
-        store.close()
 
 
 def as_sent(statement: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +101,7 @@ def test_unreachable_lrs_keeps_statements_queued_then_delivers_them(
         with proxy:
             for request in case.requests():
                 assert send(proxy, request).status_code == 200
-        status = cli("status", "--store", str(proxy.store))
+        status = cli("status", "--store", str(proxy.store)).stdout
         count = sum(len(r.get("statements", [])) for r in golden.expected(case))
         assert f"0 delivered, {count} queued" in status and "ConnectionError" in status
     finally:
@@ -121,14 +112,7 @@ def test_unreachable_lrs_keeps_statements_queued_then_delivers_them(
     assert again.returncode == 0
     ours = stored(proxy.store)
     assert [as_sent(s) for s in map(ralph.get, (s["id"] for s in ours)) if s] == ours
-    assert f"{count} delivered, 0 queued" in cli("status", "--store", str(proxy.store))
-
-
-def cli(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "xapitap", *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout
+    assert f"{count} delivered, 0 queued" in cli("status", "--store", str(proxy.store)).stdout
 
 
 def test_a_recorded_session_replays_to_the_same_statements(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import golden
-from support.proxy import MITMDUMP
+from support.local import cli
 from support.proxy import Mitmdump
 from support.upstream import RESPONSE_BODY
 from support.upstream import Upstream
@@ -68,7 +68,7 @@ def test_unmatched_and_malformed_traffic_pass_through_byte_identical(tmp_path: P
         assert store.count_statements() == 4
     finally:
         store.close()
-    status = cli("status", "--store", str(proxy.store))
+    status = cli("status", "--store", str(proxy.store)).stdout
     assert "unreadable requests: 1" in status and "invalid JSON" in status
 
 
@@ -177,19 +177,8 @@ def test_xapitap_run_starts_the_proxy_and_says_where_the_ca_is(tmp_path: Path) -
 
 
 def exported(store: Path) -> list[dict[str, object]]:
-    lines = cli("export", "--store", str(store)).splitlines()
+    lines = cli("export", "--store", str(store)).stdout.splitlines()
     return [json.loads(line) for line in lines]
-
-
-def cli(*args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "xapitap", *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout
-
-
-def test_mitmdump_is_the_one_next_to_this_python() -> None:
-    assert MITMDUMP.exists()
 
 
 def test_privacy_options_through_the_proxy(tmp_path: Path) -> None:
