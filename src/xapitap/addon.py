@@ -8,6 +8,7 @@ Unless `xapi_answer_locally` is on, the learner's traffic is never touched.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import threading
@@ -58,6 +59,8 @@ class XapiTap:
         self.matcher: Matcher | None = None
         self.intake: Intake | None = None
         self.forwarders: list[Forwarder] = []
+        # Requests waiting for room in the intake queue, oldest first.
+        self._line: collections.deque[asyncio.Future[None]] = collections.deque()
 
     def load(self, loader: Loader) -> None:
         for name, (typespec, default, help_text) in opts.OPTIONS.items():
@@ -162,26 +165,42 @@ class XapiTap:
         """Queue the request, then hold it until what it says is committed to the store.
 
         Only this request waits (the event loop does not), so that a crash loses nothing the
-        browser saw acknowledged. A full queue holds it too, instead of dropping anything;
-        past COMMIT_WAIT_SECONDS it goes on regardless, and is stored when the store can.
+        browser saw acknowledged. A full queue holds it too, instead of dropping anything, in
+        a line that keeps the order requests arrived in; past COMMIT_WAIT_SECONDS it goes on
+        regardless, and is stored when the store can.
         """
         intake = self.intake
         if intake is None:
             return
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + COMMIT_WAIT_SECONDS
+        if self._line or not intake.has_room():
+            turn: asyncio.Future[None] = loop.create_future()
+            self._line.append(turn)
+            try:
+                await asyncio.wait_for(asyncio.shield(turn), max(deadline - loop.time(), 0.01))
+            except TimeoutError:
+                pass
+            finally:
+                if turn in self._line:
+                    self._line.remove(turn)
         committed = loop.create_future()
 
         def stored() -> None:
-            loop.call_soon_threadsafe(_resolve, committed)
+            loop.call_soon_threadsafe(self._stored, committed)
 
-        deadline = loop.time() + COMMIT_WAIT_SECONDS
-        while not intake.has_room() and loop.time() < deadline:
-            await asyncio.sleep(0.01)
         intake.submit(match, capture, stored)
         try:
             await asyncio.wait_for(asyncio.shield(committed), max(deadline - loop.time(), 0.1))
         except TimeoutError:
             log.warning("%s request went on before its statements were stored", match.rule.name)
+
+    def _stored(self, committed: asyncio.Future[None]) -> None:
+        """On the event loop: a request is committed, so the queue has room for the next
+        ones in line, in the order they came."""
+        _resolve(committed)
+        while self._line and self.intake is not None and self.intake.has_room():
+            _resolve(self._line.popleft())
 
     def _preflight(self, flow: http.HTTPFlow) -> None:
         req = flow.request

@@ -22,6 +22,8 @@ class Kind(StrEnum):
     PAUSED = "paused"
     SEEKED = "seeked"
     INTERACTED = "interacted"
+    # The platform's own completion signal: it says the player reached the end or the
+    # platform marked the item, not that the learner watched it.
     COMPLETED = "completed"
     TERMINATED = "terminated"
     # The platform reports a watched stretch [segment_from, segment_to] after the fact.
@@ -33,7 +35,7 @@ class Kind(StrEnum):
 class Activity(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    id: str  # an IRI; see docs/activity-ids.md for each platform's scheme
+    id: str  # an IRI; each platform module's docstring gives its scheme
     type: str
     name: str | None = None
 
@@ -78,6 +80,27 @@ class VideoEvent(BaseModel):
     # between two events of a session is an interaction nobody reported.
     player: Interaction | None = None
     user_agent: str | None = None  # coarsened, and only when the privacy policy allows it
+    # False when `timestamp` is a fallback (the body gave no usable time of its own): such
+    # times say nothing about how far apart two events of one request were.
+    timed: bool = True
+    # Seconds between the platform's position reports while playing, where it has a fixed
+    # cadence (Udemy's progress logs): a longer gap means playback stopped in between.
+    cadence: float | None = None
+    # Whether the platform can report seeks at all; where it cannot, a first interval of
+    # playback is only believed at 1x (a drag would look the same).
+    reports_seeks: bool = True
+    # The playback rate, where the traffic says it.
+    rate: float | None = Field(default=None, gt=0)
+    # Segment: `playback` or `content` level; their positions and lengths differ by ads.
+    level: str | None = None
+    # False when the event names no asset of its own (its activity is a guess from the page):
+    # it then belongs to the open session with its session_key.
+    asset_known: bool = True
+    # The platform marked the video complete (its own record, not a fact of playback).
+    platform_completed: bool = False
+    # For COMPLETED: the player reached the end (playback stops), as opposed to a lecture API
+    # marking the item complete while the video may play on.
+    ends_playback: bool = False
 
 
 @dataclass
@@ -87,6 +110,8 @@ class Extraction:
     events: list[VideoEvent] = field(default_factory=list)
     # Events that were understood but have no xAPI mapping, with the reason.
     ignored: list[str] = field(default_factory=list)
+    # Items of a batch that could not be read, with the reason; the others still count.
+    rejected: list[str] = field(default_factory=list)
 
 
 class PayloadError(ValueError):

@@ -93,6 +93,8 @@ class Intake:
 
     def _run(self) -> None:
         store = Store(self._store_path)
+        # Resent events are recognised across restarts too (only this thread asks).
+        self._pipeline.seen_before = store.was_translated
         try:
             while True:
                 try:
@@ -129,6 +131,7 @@ class Intake:
         stored = []
         rejects = []
         quarantined: list[tuple[str, str, Provenance]] = []
+        translated: list[tuple[str, str]] = []
         counters: Counter[str] = Counter()
         for match, capture, _ in work:
             counters[f"requests {match.rule.name}"] += 1
@@ -139,6 +142,7 @@ class Intake:
                 reason = f"{match.rule.name}: internal error: {type(e).__name__}: {e}"
                 rejects.append(self._reject(match, capture, reason))
                 continue
+            translated += outcome.translated
             for reason in outcome.ignored:
                 counters[f"ignored {reason}"] += 1
             for error in outcome.errors:
@@ -152,7 +156,7 @@ class Intake:
                     (canonical_json(item.draft), item.reason, _provenance(event, capture.flow_id))
                 )
         counters["errors"] += len(rejects)
-        added = self._write(store, stored, rejects, dict(counters), quarantined)
+        added = self._write(store, stored, rejects, dict(counters), quarantined, translated)
         with self._lock:
             self._queued_bytes -= sum(len(w.capture.body) for w in work)
         for w in work:
@@ -168,6 +172,7 @@ class Intake:
         rejects: list[Reject],
         counters: dict[str, int],
         quarantined: list[tuple[str, str, Provenance]],
+        translated: Sequence[tuple[str, str]] = (),
     ) -> int:
         """Write, retrying until the store takes it: what was translated is never dropped.
 
@@ -176,7 +181,7 @@ class Intake:
         delay = 0.5
         while True:
             try:
-                return store.add(stored, self._targets, rejects, counters, quarantined)
+                return store.add(stored, self._targets, rejects, counters, quarantined, translated)
             except sqlite3.Error as e:
                 log.error("cannot write to %s (%s); retrying in %.0f s", store.path, e, delay)
                 time.sleep(delay)

@@ -1,13 +1,18 @@
 """One analytics request in, xAPI statements out: decode → platform events → session → xAPI.
 
 Pure apart from the session state it keeps; it never touches mitmproxy, the network or disk.
+Each event is applied to its session as a transaction: if it fails, or its session's
+initialized would be quarantined, the session is left as it was before the event.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
+from datetime import timedelta
 
 from pydantic import ValidationError
 
@@ -21,6 +26,8 @@ from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
 from xapitap.platforms import all_adapters
 from xapitap.platforms import all_rules
+from xapitap.player import decide
+from xapitap.player import end
 from xapitap.privacy import Privacy
 from xapitap.privacy import coarse_user_agent
 from xapitap.session import VideoSession
@@ -31,8 +38,16 @@ from xapitap.xapi.translate import DEFAULT_POLICY
 from xapitap.xapi.translate import Emitted
 from xapitap.xapi.translate import Policy
 from xapitap.xapi.translate import Quarantined
-from xapitap.xapi.translate import terminate
-from xapitap.xapi.translate import translate
+from xapitap.xapi.translate import render
+
+# Event times further than this before their arrival are not believed (a clock that is off,
+# an epoch in seconds read as milliseconds, Go's zero time): the arrival time is used.
+PLAUSIBLE_PAST = timedelta(hours=24)
+# How many source event ids are remembered to recognise a resent event.
+DEFAULT_SEEN_EVENTS = 200_000
+
+# Whether a (platform, event id) was translated before this process saw it (the store).
+SeenBefore = Callable[[str, str], bool]
 
 
 @dataclass
@@ -44,6 +59,8 @@ class Outcome:
     ignored: list[str] = field(default_factory=list)
     # Why the request, or an event in it, could not be read (malformed, too large, ...).
     errors: list[str] = field(default_factory=list)
+    # The (platform, event id) of every event translated, to remember across restarts.
+    translated: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, emitted: list[Emitted], event: VideoEvent) -> None:
         for item in emitted:
@@ -60,12 +77,17 @@ class Pipeline:
         max_body_bytes: int,
         sessions: VideoSessions | None = None,
         policy: Policy = DEFAULT_POLICY,
+        seen_before: SeenBefore | None = None,
+        max_seen_events: int = DEFAULT_SEEN_EVENTS,
     ) -> None:
         self._adapters = {a.name: a for a in all_adapters()}
         self._privacy = privacy
         self._max_body_bytes = max_body_bytes
         self.sessions = sessions or VideoSessions()
         self.policy = Policy(policy.completion_threshold, privacy.policy, policy.xapi_version)
+        self.seen_before = seen_before
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._max_seen = max_seen_events
 
     def matcher(self, extra_hosts: dict[str, list[str]] | None = None) -> Matcher:
         return Matcher(all_rules(), extra_hosts)
@@ -84,24 +106,65 @@ class Pipeline:
         except ValidationError as e:  # an adapter read values that do not fit the event model
             return Outcome(errors=[f"{match.rule.name}: {describe(e)}"])
         out = Outcome(ignored=extraction.ignored)
-        for event in extraction.events:
-            home, name = self._privacy.actor(
-                event.platform, event.origin, event.user_ref_kind, event.user_ref
-            )
-            if self._privacy.user_agent:
-                agent = coarse_user_agent(capture.header("user-agent"))
-                event = event.model_copy(update={"user_agent": agent})
-            try:
-                actor = m.Agent(account=m.Account(homePage=home, name=name))
-                session, ended = self.sessions.open(name, event, capture.received_at, home)
-                self._end(ended, out)
-                statements = translate(event, session, actor, self.policy, capture.received_at)
-                out.add(statements, event)
-                if event.kind is Kind.TERMINATED:
-                    self.sessions.drop(session)
-            except ValidationError as e:  # a value the statement model refuses
-                out.errors.append(f"{match.rule.name} {event.kind}: {describe(e)}")
+        out.errors += [f"{match.rule.name}: {reason}" for reason in extraction.rejected]
+        for event in _in_time_order(extraction.events, capture.received_at):
+            self._apply(event, capture, match, out)
         return out
+
+    def _apply(self, event: VideoEvent, capture: Capture, match: RuleMatch, out: Outcome) -> None:
+        update: dict[str, object] = {
+            "source_event_id": self._privacy.event_id(event.source_event_id)
+        }
+        if self._privacy.user_agent:
+            update["user_agent"] = coarse_user_agent(capture.header("user-agent"))
+        event = event.model_copy(update=update)
+        seen_key = (event.platform, event.source_event_id)
+        if self._resent(seen_key):
+            out.ignored.append(f"{event.platform} {event.kind} resent (same event id)")
+            return
+        home, name = self._privacy.actor(
+            event.platform, event.origin, event.user_ref_kind, event.user_ref
+        )
+        try:
+            actor = m.Agent(account=m.Account(homePage=home, name=name))
+        except ValidationError as e:  # a value the statement model refuses
+            out.errors.append(f"{match.rule.name} {event.kind}: {describe(e)}")
+            return
+        routed = self.sessions.route(name, event, capture.received_at, home)
+        self._end(routed.ended, out)
+        session = routed.session
+        if session is None:
+            out.ignored.append(f"{event.platform} {event.kind}: {routed.reason}")
+            return
+        before = session.state.copy()
+        try:
+            decisions, why_none = decide(session.state, event, self.policy.completion_threshold)
+            emitted = render(decisions, event, session, actor, self.policy)
+        except (ValueError, OverflowError) as e:  # one event's values; the rest go on
+            session.state = before
+            out.errors.append(f"{match.rule.name} {event.kind}: {type(e).__name__}: {e}")
+            return
+        if any(_is_initialized(item) for item in emitted if isinstance(item, Quarantined)):
+            # Its session-id would name no statement: the event starts nothing.
+            session.state = before
+            emitted = [_quarantined(item) for item in emitted]
+        self._remember(seen_key)
+        out.translated.append(seen_key)
+        out.add(emitted, event)
+        if why_none:
+            out.ignored.append(f"{event.platform} {event.kind}: {why_none}")
+        if event.kind is Kind.TERMINATED:
+            self.sessions.drop(session)
+
+    def _resent(self, key: tuple[str, str]) -> bool:
+        if key in self._seen:
+            return True
+        return self.seen_before is not None and self.seen_before(*key)
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._seen[key] = None
+        while len(self._seen) > self._max_seen:
+            self._seen.popitem(last=False)
 
     def sweep(self, now: datetime) -> Outcome:
         """End the sessions that went idle: their closing statements."""
@@ -113,6 +176,48 @@ class Pipeline:
 
     def _end(self, sessions: list[VideoSession], out: Outcome) -> Outcome:
         for session in sessions:
+            if not session.state.initialized:
+                continue  # it never started (its first event failed)
             actor = m.Agent(account=m.Account(homePage=session.actor_home, name=session.actor))
-            out.add(terminate(session, actor, self.policy), session.last_event)
+            decisions = end(session.state)
+            out.add(
+                render(decisions, session.last_event, session, actor, self.policy),
+                session.last_event,
+            )
         return out
+
+
+def _in_time_order(events: list[VideoEvent], received_at: datetime) -> list[VideoEvent]:
+    """The events of one request on the proxy's clock, oldest first.
+
+    A time after the arrival means the browser's clock is fast: the whole request is moved
+    back by that much, so its events keep their spacing. A time long before the arrival is
+    not believed. Events with equal times keep the order the body gave them.
+    """
+    latest = max((e.timestamp for e in events if e.timed), default=received_at)
+    shift = min(received_at - latest, timedelta(0))
+    fixed = []
+    for event in events:
+        try:
+            when = event.timestamp + shift if event.timed else event.timestamp
+        except OverflowError:  # a time near year 1
+            when = datetime.min.replace(tzinfo=received_at.tzinfo)
+        if event.timed and received_at - when > PLAUSIBLE_PAST:
+            fixed.append(event.model_copy(update={"timestamp": received_at, "timed": False}))
+        elif when != event.timestamp:
+            fixed.append(event.model_copy(update={"timestamp": when}))
+        else:
+            fixed.append(event)
+    return sorted(fixed, key=lambda e: e.timestamp)
+
+
+def _is_initialized(item: Quarantined) -> bool:
+    verb = item.draft.get("verb", {})
+    return isinstance(verb, dict) and verb.get("display", {}).get("en-US") == "initialized"
+
+
+def _quarantined(item: Emitted) -> Quarantined:
+    if isinstance(item, Quarantined):
+        return item
+    draft = item.model_dump(mode="json", exclude_none=True)
+    return Quarantined(draft, "its session's initialized was quarantined")

@@ -47,6 +47,16 @@ class Privacy:
             return origin, scrub(user_id)
         return origin, self.pseudonymizer.name(platform, id_kind, user_id)
 
+    def event_id(self, source_event_id: str) -> str:
+        """The event id to publish: a platform's own id as it is, a hash of raw content
+        (`sha256:…`, see platforms.base.raw_event_id) keyed with the study key."""
+        if source_event_id.startswith(COMPUTED_ID_PREFIX):
+            return self.pseudonymizer.event_id(source_event_id)
+        return source_event_id
+
+
+COMPUTED_ID_PREFIX = "sha256:"
+
 
 def scrub(text: str) -> str:
     """The text without e-mail addresses (also URL-encoded ones)."""

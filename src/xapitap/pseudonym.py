@@ -44,3 +44,9 @@ class Pseudonymizer:
     def name(self, platform: str, id_kind: str, user_id: str) -> str:
         message = f"{platform}\x1f{id_kind}\x1f{user_id}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def event_id(self, digest: str) -> str:
+        """A published id for an event that carries none of its own: the hash of its raw
+        content (which may hold a raw user id), keyed, so it cannot be brute-forced back."""
+        mac = hmac.new(self._key, f"event\x1f{digest}".encode(), hashlib.sha256)
+        return "hmac:" + mac.hexdigest()[:32]

@@ -1,9 +1,14 @@
-"""Per-session video state: what the player has done so far in one viewing.
+"""Video sessions: which events belong together, and when a session ends.
 
-Platforms report single moments; the Video Profile wants facts about the whole session (its
-id, the length, the stretches actually played, how it ended). A session is one actor watching
-one video, within the platform's own playback session when it names one. It ends when the
-same actor starts another video, when it has been idle too long, or when the proxy stops.
+A session is one actor watching one video, within the platform's own playback session when
+it names one (the Segment Video Spec gives each player its own `session_id`, so two players
+on one page are two sessions side by side). It ends when the platform says so, when the same
+actor starts playing another video in the same platform session (or where the platform names
+none), after 30 idle minutes, or when the proxy stops. What the player did within a session
+is decided in player.py.
+
+Everything here is ordered (dicts, never sets) and ties are broken by session id, so the same
+events give the same sessions in every process.
 """
 
 from __future__ import annotations
@@ -13,74 +18,49 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
-from typing import Any
 
+from xapitap.events import Kind
 from xapitap.events import VideoEvent
-from xapitap.xapi.ids import MAPPING_VERSION
-from xapitap.xapi.ids import v4_shaped
+from xapitap.ids import MAPPING_VERSION
+from xapitap.ids import v4_shaped
+from xapitap.player import PlayerState
 
 DEFAULT_IDLE_TIMEOUT = timedelta(minutes=30)
 DEFAULT_MAX_SESSIONS = 10_000
+_MAX_ENDED = 10_000  # ended sessions remembered, so that their late events open nothing
 
 _Key = tuple[str, str, str]  # actor, video, platform session
+# Events that say the learner is playing this video now.
+_PLAY_KINDS = frozenset({Kind.PLAYED, Kind.PROGRESS, Kind.WATCHED})
+# Events that end something: one for a session that has ended is a late report of it.
+_CLOSING_KINDS = frozenset({Kind.PAUSED, Kind.COMPLETED, Kind.TERMINATED})
 
 
 @dataclass
 class VideoSession:
+    key: _Key
     session_id: str
     actor: str  # the account name (a pseudonym, by default)
-    first_event: VideoEvent
-    last_event: VideoEvent  # the template for statements the session itself makes
+    actor_home: str  # the account's homePage
+    template: VideoEvent  # its first event: the video and its context activities
+    last_event: VideoEvent  # what statements the session itself makes are attributed to
     last_seen: datetime  # on the proxy's clock
-    length: float | None = None
-    position: float | None = None
-    position_at: datetime | None = None  # when `position` was last reported (event clock)
-    position_seen_at: datetime | None = None  # ... and when the proxy saw that (its clock)
-    playing_from: float | None = None  # where the current stretch of playback began
-    segments: list[tuple[float, float]] = field(default_factory=list)
-    initialized: bool = False
-    completed: bool = False
-    last_seek_to: float | None = None  # where the last seeked statement landed
-    actor_home: str = ""  # the account's homePage
-    player: dict[str, Any] = field(default_factory=dict)  # last known player settings
+    state: PlayerState = field(default_factory=PlayerState)
 
     @property
-    def playing(self) -> bool:
-        return self.playing_from is not None
+    def last_time(self) -> datetime:
+        """The latest event time in the session."""
+        return self.state.last_at or self.last_event.timestamp
 
-    def stop_playing(self, at: float | None) -> None:
-        """Close the current stretch of playback at `at`, if one is open."""
-        start = self.playing_from
-        # Compared as sent (3 decimals): a stretch too short to show is none.
-        if start is not None and at is not None and round(at, 3) > round(start, 3):
-            self.segments.append((start, at))
-        self.playing_from = None
 
-    def played_segments(self) -> str | None:
-        if not self.segments:
-            return None
-        return "[,]".join(f"{a:.3f}[.]{b:.3f}" for a, b in self.segments)
+@dataclass(frozen=True)
+class Routed:
+    """Where an event goes: its session (None if it belongs to none, and why), and the
+    sessions that have ended by now."""
 
-    def progress(self, extra: list[tuple[float, float]] | None = None) -> float | None:
-        """Share of the video played at least once: union of the segments ÷ length.
-
-        Unknown (None) without a length, or before any playback was seen: a proxy that saw
-        nothing played cannot say that nothing was.
-        """
-        segments = self.segments + (extra or [])
-        if not self.length or not segments:
-            return None
-        covered = 0.0
-        reach = 0.0
-        for a, b in sorted(segments):
-            a = max(a, reach)
-            if b > a:
-                covered += b - a
-                reach = b
-        return round(min(covered / self.length, 1.0), 3)
-
-    def time_played(self) -> float:
-        return sum(b - a for a, b in self.segments)
+    session: VideoSession | None
+    ended: list[VideoSession]
+    reason: str = ""
 
 
 class VideoSessions:
@@ -95,14 +75,15 @@ class VideoSessions:
         self._max = max_sessions
         # Least recently seen first, so that idle sessions are found at the front.
         self._sessions: OrderedDict[_Key, VideoSession] = OrderedDict()
-        self._by_actor: dict[str, set[_Key]] = {}
+        # When each recently ended session ended (event time): late events for it are stale.
+        self._ended: OrderedDict[_Key, datetime] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def open(
+    def route(
         self, actor: str, event: VideoEvent, seen_at: datetime, actor_home: str = ""
-    ) -> tuple[VideoSession, list[VideoSession]]:
+    ) -> Routed:
         """The event's session, and the sessions that have ended by now.
 
         Idleness is measured on the proxy's clock: events mix the platform's clock (times in
@@ -110,49 +91,84 @@ class VideoSessions:
         """
         ended = self.expire(seen_at)
         key = (actor, event.video.id, event.session_key or "")
-        # Starting another video ends the actor's other sessions.
-        for other in [k for k in self._by_actor.get(actor, ()) if k[1] != event.video.id]:
-            ended.append(self._pop(other))
-        session = self._sessions.get(key)
-        if session is None and not event.session_key:
-            # An event that names no playback session (a lecture API's "ended", say) belongs
-            # to the actor's open session of this video, whatever that session's key.
-            same_video = [k for k in self._by_actor.get(actor, ()) if k[1] == event.video.id]
-            if same_video:
-                key = max(same_video, key=lambda k: self._sessions[k].last_seen)
-                session = self._sessions[key]
+        session = self._sessions.get(key) or self._joined(actor, event)
         if session is None:
-            # The first event names the session, so a replay gets the same session id (the
-            # platform's session key alone is not enough: a session can end and resume).
-            first = f"{event.source_event_id}@{event.timestamp.isoformat()}"
-            seed = f"{event.session_key or ''}|{first}"
-            session_id = v4_shaped("session", MAPPING_VERSION, actor, event.video.id, seed)
-            session = VideoSession(session_id, actor, event, event, seen_at)
-            session.actor_home = actor_home or event.origin
-            self._sessions[key] = session
-            self._by_actor.setdefault(actor, set()).add(key)
-        self._sessions.move_to_end(key)
+            ended_at = self._ended.get(key)
+            if ended_at is not None and (
+                event.timestamp <= ended_at or event.kind in _CLOSING_KINDS
+            ):
+                return Routed(None, ended, "event for a session that has ended")
+            session = self._new(key, actor, actor_home, event, seen_at)
+        if event.kind in _PLAY_KINDS:
+            ended += self._end_others(session, event)
+        self._sessions.move_to_end(session.key)
         session.last_seen = max(session.last_seen, seen_at)
         session.last_event = event
-        if event.length:
-            session.length = event.length
         while len(self._sessions) > self._max:
             ended.append(self._pop(next(iter(self._sessions))))
-        return session, ended
+        return Routed(session, ended)
 
-    def _pop(self, key: _Key) -> VideoSession:
-        keys = self._by_actor[key[0]]
-        keys.discard(key)
-        if not keys:
-            del self._by_actor[key[0]]
-        return self._sessions.pop(key)
+    def _joined(self, actor: str, event: VideoEvent) -> VideoSession | None:
+        """The open session an event belongs to although its key differs:
+        - an event that names no asset joins the open session of its platform session;
+        - an event that names no platform session (a lecture API's "ended") joins the
+          actor's open session of this video."""
+        if not event.asset_known and event.session_key:
+            same = [
+                s for k, s in self._sessions.items() if k[0] == actor and k[2] == event.session_key
+            ]
+        elif not event.session_key:
+            same = [
+                s for k, s in self._sessions.items() if k[0] == actor and k[1] == event.video.id
+            ]
+        else:
+            return None
+        return max(same, key=lambda s: (s.last_seen, s.session_id), default=None)
+
+    def _new(
+        self, key: _Key, actor: str, actor_home: str, event: VideoEvent, seen_at: datetime
+    ) -> VideoSession:
+        # The first event names the session, so a replay gets the same session id (the
+        # platform's session key alone is not enough: a session can end and resume).
+        first = f"{event.source_event_id}@{event.timestamp.isoformat()}"
+        seed = f"{event.session_key or ''}|{first}"
+        session_id = v4_shaped("session", MAPPING_VERSION, actor, event.video.id, seed)
+        session = VideoSession(
+            key, session_id, actor, actor_home or event.origin, event, event, seen_at
+        )
+        self._sessions[key] = session
+        return session
+
+    def _end_others(self, session: VideoSession, event: VideoEvent) -> list[VideoSession]:
+        """Playing another video ends the actor's sessions of other videos in the same
+        platform session (or where the platform names none), unless the event is older
+        than what those sessions last saw (a late report)."""
+        actor, video, platform_session = session.key
+        others = [
+            k
+            for k, s in self._sessions.items()
+            if k[0] == actor
+            and k[1] != video
+            and k[2] == platform_session
+            and event.timestamp >= s.last_time
+        ]
+        return [self._pop(k, ended_at=event.timestamp) for k in others]
+
+    def _pop(self, key: _Key, ended_at: datetime | None = None) -> VideoSession:
+        session = self._sessions.pop(key)
+        self._remember_end(key, ended_at or session.last_time)
+        return session
+
+    def _remember_end(self, key: _Key, at: datetime) -> None:
+        self._ended[key] = at
+        self._ended.move_to_end(key)
+        while len(self._ended) > _MAX_ENDED:
+            self._ended.popitem(last=False)
 
     def drop(self, session: VideoSession) -> None:
         """Forget a session that its platform ended: nothing may follow its terminated."""
-        e = session.last_event
-        key = (session.actor, e.video.id, e.session_key or "")
-        if self._sessions.get(key) is session:
-            self._pop(key)
+        if self._sessions.get(session.key) is session:
+            self._pop(session.key)
 
     def expire(self, now: datetime) -> list[VideoSession]:
         """End and return the sessions idle for longer than the timeout."""
@@ -168,5 +184,4 @@ class VideoSessions:
         """End every session (the proxy stops)."""
         ended = list(self._sessions.values())
         self._sessions.clear()
-        self._by_actor.clear()
         return ended

@@ -81,6 +81,11 @@ CREATE TABLE IF NOT EXISTS quarantine (
     reason TEXT NOT NULL,
     json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS translated (
+    platform TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (platform, event_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS targets (
     target TEXT PRIMARY KEY,
     endpoint TEXT NOT NULL,
@@ -177,10 +182,11 @@ class Store:
         rejects: Iterable[Reject] = (),
         counters: dict[str, int] | None = None,
         quarantined: Iterable[tuple[str, str, Provenance]] = (),
+        translated: Iterable[tuple[str, str]] = (),
     ) -> int:
         """Store statements (an id already stored is kept as it was), queue the new ones for
-        each target, keep the rejects and count, all in one transaction. Returns how many
-        statements were new."""
+        each target, keep the rejects, the source events translated (platform, event id) and
+        the counts, all in one transaction. Returns how many statements were new."""
         targets = list(targets)
         items = list(items)
         added = 0
@@ -229,6 +235,10 @@ class Store:
                         reject.flow_id,
                     ),
                 )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO translated (platform, event_id) VALUES (?, ?)",
+                list(translated),
+            )
             quarantined = list(quarantined)
             self._db.executemany(
                 "INSERT INTO quarantine (at, platform, rule, source_event_id, reason, json)"
@@ -246,6 +256,13 @@ class Store:
                 totals["duplicates"] = totals.get("duplicates", 0) + len(items) - added
             self._bump(totals)
         return added
+
+    def was_translated(self, platform: str, event_id: str) -> bool:
+        """Whether a source event was translated before (a resend, after a restart)."""
+        found = self._db.execute(
+            "SELECT 1 FROM translated WHERE platform = ? AND event_id = ?", (platform, event_id)
+        ).fetchone()
+        return found is not None
 
     def _bump(self, counters: dict[str, int]) -> None:
         self._db.executemany(

@@ -139,8 +139,8 @@ def test_a_statement_the_models_refuse_is_quarantined_not_sent() -> None:
         "userId": "u1",
         "timestamp": "2018-05-11T10:00:00.000Z",
         "properties": {"position": 5, "total_length": 60},
-        # A page path with a raw space: the activity id would not be an IRI.
-        "context": {"page": {"url": "https://learn.example.org/my course"}},
+        # A host name with a space (paths are escaped, hosts are not): no IRI.
+        "context": {"page": {"url": "https://learn example.org/course"}},
         "writeKey": "WK",
     }
     out, quarantined = statements(

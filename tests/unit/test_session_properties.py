@@ -11,18 +11,15 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from support.sessions import run_events
 from xapitap.events import Activity
 from xapitap.events import Kind
 from xapitap.events import VideoEvent
-from xapitap.session import VideoSessions
 from xapitap.xapi import models as m
 from xapitap.xapi import vocab as v
-from xapitap.xapi.translate import terminate
-from xapitap.xapi.translate import translate
 
 LENGTH = 120.0
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-ACTOR = m.Agent(account=m.Account(homePage="https://www.example.org", name="p1"))
 
 action = st.one_of(
     st.just(("play",)),
@@ -77,16 +74,9 @@ def simulate(actions: list[tuple[Any, ...]]) -> list[VideoEvent]:
 
 
 def run(events: list[VideoEvent]) -> list[dict[str, Any]]:
-    sessions = VideoSessions()
-    out: list[m.Statement] = []
-    session = None
-    for event in events:
-        session, ended = sessions.open("p1", event, event.timestamp)
-        assert not ended
-        out += translate(event, session, ACTOR)
-    for ended_session in sessions.close_all():
-        out += terminate(ended_session, ACTOR)
-    return [s.model_dump(mode="json", exclude_none=True) for s in out]
+    out = run_events(events)
+    assert all(isinstance(s, m.Statement) for s in out)
+    return [s.model_dump(mode="json", exclude_none=True) for s in out if isinstance(s, m.Statement)]
 
 
 def parse_segments(text: str) -> list[tuple[float, float]]:

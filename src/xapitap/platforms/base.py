@@ -12,6 +12,7 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
+from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 from xapitap.capture import Capture
@@ -19,6 +20,7 @@ from xapitap.events import Extraction
 from xapitap.events import PayloadError
 from xapitap.matching import EndpointRule
 from xapitap.matching import RuleMatch
+from xapitap.privacy import COMPUTED_ID_PREFIX
 
 Extract = Callable[[RuleMatch, Capture, Any], Extraction]
 
@@ -43,16 +45,23 @@ class Adapter:
 
 
 def raw_event_id(raw: Any) -> str:
-    """An id for an event that carries none: a hash of its canonical JSON."""
+    """An id for an event that carries none: a hash of its canonical JSON. The raw content
+    may hold a user id, so the pipeline keys it with the study key before it is published."""
     text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    return COMPUTED_ID_PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def event_time(candidate: datetime | None, capture: Capture) -> datetime:
-    """The event's own time, but never later than when the proxy saw it (clock skew)."""
+def event_time(candidate: datetime | None, capture: Capture) -> tuple[datetime, bool]:
+    """The event's own time and True, or when the proxy saw it and False (no time given).
+
+    A fast browser clock is corrected for the whole request by the pipeline, which keeps
+    the spacing of a batch's events."""
     if candidate is None:
-        return capture.received_at
-    return min(candidate.astimezone(UTC), capture.received_at)
+        return capture.received_at, False
+    try:
+        return candidate.astimezone(UTC), True
+    except OverflowError:  # year 1 or 9999 with an offset
+        return capture.received_at, False
 
 
 def parse_iso(value: Any) -> datetime | None:
@@ -111,14 +120,25 @@ def dict_at(container: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def page_url(url: Any) -> tuple[str, str] | None:
-    """(origin, path) of a page URL, dropping query and fragment, which can carry tokens."""
+    """(origin, path) of a page URL, dropping query and fragment, which can carry tokens.
+
+    The path is percent-encoded where an IRI may not hold a character as is (`|`, `^`,
+    spaces), and an encoded and a raw form of one path give the same id."""
     if not isinstance(url, str):
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a port out of range, a malformed IPv6 host
+        return None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}", parts.path or "/"
+    path = quote(unquote(parts.path), safe=_PATH_SAFE) or "/"
+    return f"{parts.scheme}://{parts.hostname}{port}", path
+
+
+# RFC 3986 path characters that stay as they are.
+_PATH_SAFE = "/-._~!$&'()*+,;=:@"
 
 
 def iri_segment(value: str) -> str:

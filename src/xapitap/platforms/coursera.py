@@ -7,7 +7,9 @@ Activity ids, on the origin the request went to (www.coursera.org):
 - course:        `{origin}/learn/{courseSlug}` (grouping)
 Learner: eventing bodies carry no user id unless `userId`/`value.user_id` is there; otherwise
 the visit id (`visitId`, which changes after 30 idle minutes) is the best the body offers. The
-lecture APIs name the user in their path.
+lecture APIs name the user in their path; their visit id comes in the `__400v` cookie, and
+where it does, they count for the visit's learner, so that the lecture API's completion joins
+the eventing session of the same video.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from xapitap.xapi.vocab import MODULE_TYPE
 from xapitap.xapi.vocab import VIDEO_TYPE
 
 NAME = "coursera"
+VISIT_COOKIE = "__400v"  # the eventing tracker's visit id
 _HOSTS = r"(?:[a-z0-9-]+\.)*coursera\.org"
 _ITEM = r"/api/opencourse\.v1/user/(?P<user>[^/]+)/course/(?P<course>[^/]+)/item/(?P<item>[^/]+)"
 
@@ -104,49 +107,59 @@ def _eventing(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     if not isinstance(items, list):
         raise PayloadError("eventing body's events is not an array")
     out = Extraction()
-    for item in items:
-        item = require_dict(item, "an eventing event")
-        key = text_or_none(item.get("key")) or ""
-        if not key.startswith("open_course.video."):
-            out.ignored.append(f"coursera {key or 'keyless'} event is not a player event")
-            continue
-        action = key.removeprefix("open_course.video.")
-        kind = _ACTIONS.get(action)
-        if kind is None:
-            out.ignored.append(f"coursera {key} has no xAPI mapping")
-            continue
-        value = require_dict(item.get("value", {}), f"{key} value")
-        slug = text_or_none(value.get("open_course_slug"))
-        video_item = text_or_none(value.get("item_id"))
-        if slug is None or video_item is None:
-            raise PayloadError(f"{key} without open_course_slug/item_id")
-        video, parents, groupings = _activities(capture.origin, slug, video_item, value)
-        user = text_or_none(item.get("userId")) or text_or_none(value.get("user_id"))
-        visit = text_or_none(item.get("visitId"))
-        user_ref, user_kind = (
-            (user, "userId") if user else (visit, "visitId") if visit else ("unknown", "none")
-        )
-        position = number_or_none(value.get("timecode"))
-        out.events.append(
-            VideoEvent(
-                platform=NAME,
-                platform_name="Coursera",
-                origin=capture.origin,
-                rule=rule.rule.name,
-                source_event_id=text_or_none(item.get("guid")) or raw_event_id(item),
-                kind=kind,
-                timestamp=event_time(parse_epoch_ms(item.get("clientTimestamp")), capture),
-                user_ref=user_ref,
-                user_ref_kind=user_kind,
-                video=video,
-                parents=parents,
-                groupings=groupings,
-                session_key=visit,
-                position=position,
-                seek_to=position if kind is Kind.SEEKED else None,
-            )
-        )
+    for index, item in enumerate(items):
+        try:
+            _eventing_item(rule, capture, item, out)
+        except PayloadError as e:  # one bad item; the others are independent
+            out.rejected.append(f"item {index}: {e}")
     return out
+
+
+def _eventing_item(rule: RuleMatch, capture: Capture, item: Any, out: Extraction) -> None:
+    item = require_dict(item, "an eventing event")
+    key = text_or_none(item.get("key")) or ""
+    if not key.startswith("open_course.video."):
+        out.ignored.append(f"coursera {key or 'keyless'} event is not a player event")
+        return
+    action = key.removeprefix("open_course.video.")
+    kind = _ACTIONS.get(action)
+    if kind is None:
+        out.ignored.append(f"coursera {key} has no xAPI mapping")
+        return
+    value = require_dict(item.get("value", {}), f"{key} value")
+    slug = text_or_none(value.get("open_course_slug"))
+    video_item = text_or_none(value.get("item_id"))
+    if slug is None or video_item is None:
+        raise PayloadError(f"{key} without open_course_slug/item_id")
+    video, parents, groupings = _activities(capture.origin, slug, video_item, value)
+    user = text_or_none(item.get("userId")) or text_or_none(value.get("user_id"))
+    visit = text_or_none(item.get("visitId"))
+    user_ref, user_kind = (
+        (user, "userId") if user else (visit, "visitId") if visit else ("unknown", "none")
+    )
+    position = number_or_none(value.get("timecode"))
+    when, timed = event_time(parse_epoch_ms(item.get("clientTimestamp")), capture)
+    out.events.append(
+        VideoEvent(
+            platform=NAME,
+            platform_name="Coursera",
+            origin=capture.origin,
+            rule=rule.rule.name,
+            source_event_id=text_or_none(item.get("guid")) or raw_event_id(item),
+            kind=kind,
+            timestamp=when,
+            timed=timed,
+            user_ref=user_ref,
+            user_ref_kind=user_kind,
+            video=video,
+            parents=parents,
+            groupings=groupings,
+            session_key=visit,
+            position=position,
+            seek_to=position if kind is Kind.SEEKED else None,
+            ends_playback=kind is Kind.COMPLETED,  # the player's own end
+        )
+    )
 
 
 def _video_event(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
@@ -155,6 +168,8 @@ def _video_event(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
         return Extraction(ignored=[f"coursera videoEvents/{action} repeats the eventing data"])
     params = dict(rule.params)
     video, parents, groupings = _activities(capture.origin, params["course"], params["item"], {})
+    visit = capture.cookie(VISIT_COOKIE)
+    user_ref, user_kind = (visit, "visitId") if visit else (params["user"], "userId")
     event = VideoEvent(
         platform=NAME,
         platform_name="Coursera",
@@ -163,11 +178,12 @@ def _video_event(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
         source_event_id=raw_event_id([params, capture.received_at.isoformat()]),
         kind=Kind.COMPLETED,
         timestamp=capture.received_at,
-        user_ref=params["user"],
-        user_ref_kind="userId",
+        user_ref=user_ref,
+        user_ref_kind=user_kind,
         video=video,
         parents=parents,
         groupings=groupings,
+        session_key=visit,
     )
     return Extraction(events=[event])
 

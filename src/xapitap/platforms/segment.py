@@ -41,6 +41,12 @@ def _looks_like_segment(header: HeaderLookup, body: Callable[[], bytes]) -> bool
     return b'"writeKey"' in data or auth.lower().startswith("basic ")
 
 
+def _looks_like_beacon_batch(header: HeaderLookup, body: Callable[[], bytes]) -> bool:
+    """RudderStack's sendBeacon batches carry the writeKey in the query string only."""
+    data = body()
+    return b'"batch"' in data and b'"messageId"' in data
+
+
 RULES = (
     EndpointRule(
         "segment.api",
@@ -49,6 +55,9 @@ RULES = (
         hosts=r"api\.segment\.(?:io|com)|events\.eu1\.segmentapis\.com",
     ),
     EndpointRule("segment.first-party", NAME, _PATH, body_check=_looks_like_segment),
+    EndpointRule(
+        "segment.beacon", NAME, r"/beacon/v1/batch/?$", body_check=_looks_like_beacon_batch
+    ),
 )
 
 
@@ -62,6 +71,7 @@ class TrackCall:
     properties: dict[str, Any]
     message_id: str
     timestamp: datetime
+    timed: bool  # False: the message gave no time of its own
     user_ref: str
     user_ref_kind: str
     origin: str  # the page's origin, else the collector's
@@ -101,7 +111,24 @@ def _messages(doc: Any) -> list[Any]:
     raise PayloadError("Segment body is neither a message nor a batch")
 
 
-def _track_call(rule: str, capture: Capture, msg: dict[str, Any]) -> TrackCall:
+def _client_time(
+    msg: dict[str, Any], batch_sent_at: datetime | None, received_at: datetime
+) -> datetime | None:
+    """The message's time on the proxy's clock, by Segment's own rule: the client's
+    timestamp moved by how far the client's clock is off (arrival - sentAt)."""
+    when = parse_iso(msg.get("timestamp")) or parse_iso(msg.get("originalTimestamp"))
+    sent = parse_iso(msg.get("sentAt")) or batch_sent_at
+    if when is None or sent is None:
+        return when
+    try:
+        return when - (sent - received_at)
+    except OverflowError:
+        return None
+
+
+def _track_call(
+    rule: str, capture: Capture, msg: dict[str, Any], batch_sent_at: datetime | None
+) -> TrackCall:
     page = dict_at(dict_at(msg, "context"), "page")
     located = page_url(page.get("url"))
     user_id = text_or_none(msg.get("userId"))
@@ -113,14 +140,15 @@ def _track_call(rule: str, capture: Capture, msg: dict[str, Any]) -> TrackCall:
         if anonymous_id
         else ("unknown", "none")
     )
-    when = parse_iso(msg.get("timestamp")) or parse_iso(msg.get("originalTimestamp"))
+    when, timed = event_time(_client_time(msg, batch_sent_at, capture.received_at), capture)
     return TrackCall(
         capture=capture,
         rule=rule,
         event=str(msg.get("event")),
         properties=dict_at(msg, "properties"),
         message_id=text_or_none(msg.get("messageId")) or raw_event_id(msg),
-        timestamp=event_time(when or parse_iso(msg.get("sentAt")), capture),
+        timestamp=when,
+        timed=timed,
         user_ref=user,
         user_ref_kind=kind,
         origin=located[0] if located else capture.origin,
@@ -130,22 +158,36 @@ def _track_call(rule: str, capture: Capture, msg: dict[str, Any]) -> TrackCall:
 
 def extract(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     out = Extraction()
-    for msg in _messages(doc):
-        if not isinstance(msg, dict):
-            raise PayloadError("Segment batch holds an item that is not an object")
-        kind = msg.get("type")
-        if kind != "track":
-            out.ignored.append(f"segment {kind} call is not a player event")
-            continue
-        name = text_or_none(msg.get("event"))
-        if name is None:
-            raise PayloadError("Segment track call without an event name")
-        handler = _HANDLERS.get(normalize_event_name(name))
-        if handler is None:
-            out.ignored.append(f"segment track {name!r} has no xAPI mapping")
-            continue
-        out.events.extend(handler(_track_call(rule.rule.name, capture, msg)))
+    batch_sent_at = parse_iso(doc.get("sentAt")) if isinstance(doc, dict) else None
+    for index, msg in enumerate(_messages(doc)):
+        try:
+            _track(rule.rule.name, capture, msg, batch_sent_at, out)
+        except PayloadError as e:  # one bad item; the others are independent
+            out.rejected.append(f"item {index}: {e}")
     return out
+
+
+def _track(
+    rule: str,
+    capture: Capture,
+    msg: Any,
+    batch_sent_at: datetime | None,
+    out: Extraction,
+) -> None:
+    if not isinstance(msg, dict):
+        raise PayloadError("a batch item that is not an object")
+    kind = msg.get("type")
+    if kind != "track":
+        out.ignored.append(f"segment {kind} call is not a player event")
+        return
+    name = text_or_none(msg.get("event"))
+    if name is None:
+        raise PayloadError("a track call without an event name")
+    handler = _HANDLERS.get(normalize_event_name(name))
+    if handler is None:
+        out.ignored.append(f"segment track {name!r} has no xAPI mapping")
+        return
+    out.events.extend(handler(_track_call(rule, capture, msg, batch_sent_at)))
 
 
 ADAPTER = Adapter(NAME, dict.fromkeys(RULES, extract))

@@ -1,8 +1,14 @@
 """The Segment Video Spec (also RudderStack's), as many course sites send it.
 
 Activity id: the page the player is on (no query or fragment), plus `#video-{asset id}` when
-the event names its asset (`content_asset_id` or `asset_id`). Learner: `userId`, else
-`anonymousId`. `position` and `total_length` are seconds; `session_id` is the playback session.
+the event names its asset (`content_asset_id` or `asset_id`); an event without one joins the
+open session of its `session_id`. Learner: `userId`, else `anonymousId`. `position` and
+`total_length` are seconds; `session_id` is the playback session.
+
+Playback events (`Video Playback *`) describe the session, and their `position` and
+`total_length` include ads; content events (`Video Content *`) describe one pod of content
+and exclude them. The session model uses content positions only while both levels give the
+same length (no ads), and `Video Content Completed` (a pod ending) is no completion.
 """
 
 from __future__ import annotations
@@ -30,10 +36,10 @@ _KINDS = {
     "video playback seek started": Kind.SEEKED,
     "video playback seek completed": Kind.SEEKED,
     "video playback completed": Kind.COMPLETED,
-    "video content completed": Kind.COMPLETED,
     "video playback exited": Kind.TERMINATED,
     "video content started": Kind.PROGRESS,
     "video content playing": Kind.PROGRESS,
+    "video content completed": Kind.PROGRESS,
 }
 
 
@@ -47,7 +53,8 @@ def _asset(p: dict[str, object]) -> str | None:
 
 @handles(*_KINDS)
 def video_spec(call: TrackCall) -> list[VideoEvent]:
-    kind = _KINDS[normalize_event_name(call.event)]
+    name = normalize_event_name(call.event)
+    kind = _KINDS[name]
     p = call.properties
     asset = _asset(p)
     page = f"{call.origin}{call.page_path or '/'}"
@@ -57,10 +64,8 @@ def video_spec(call: TrackCall) -> list[VideoEvent]:
     position = number_or_none(p.get("position"))
     seek_from = seek_to = None
     if kind is Kind.SEEKED:
-        if normalize_event_name(call.event).endswith("seek started"):
+        if name.endswith("seek started"):  # its end may bring the target
             seek_from, seek_to = position, number_or_none(p.get("seek_position"))
-            if seek_to is None:
-                return []  # the matching "Seek Completed" will tell where it landed
         else:
             seek_to = position
     return [
@@ -72,6 +77,7 @@ def video_spec(call: TrackCall) -> list[VideoEvent]:
             source_event_id=call.message_id,
             kind=kind,
             timestamp=call.timestamp,
+            timed=call.timed,
             user_ref=call.user_ref,
             user_ref_kind=call.user_ref_kind,
             video=Activity(id=video_id, type=VIDEO_TYPE, name=text_or_none(p.get("title"))),
@@ -81,6 +87,9 @@ def video_spec(call: TrackCall) -> list[VideoEvent]:
             seek_to=seek_to,
             length=number_or_none(p.get("total_length")) or None,
             player=_player(p),
+            level="content" if name.startswith("video content") else "playback",
+            asset_known=asset is not None,
+            ends_playback=kind is Kind.COMPLETED,
         )
     ]
 

@@ -1,7 +1,8 @@
 """Udacity's `Course Video Watched` event, sent over Segment when the player pauses or stops.
 
 One event is one watched stretch [startTime, endTime] in seconds, so it becomes a `played`
-(inferred, at the start of the stretch) and a `paused` at its end.
+(inferred, at the start of the stretch) and a `paused` at its end. `playerState: ended` is
+the platform's completion signal.
 Activity ids follow the classroom's own URLs, on the page's origin:
 - video:  `{origin}/courses/{courseKey}/lessons/{lessonKey}/concepts/{conceptKey}/atoms/{atomKey}`
 - lesson: `{origin}/courses/{courseKey}/lessons/{lessonKey}` (parent)
@@ -47,6 +48,7 @@ def course_video_watched(call: TrackCall) -> list[VideoEvent]:
         "origin": call.origin,
         "rule": call.rule,
         "timestamp": call.timestamp,
+        "timed": call.timed,
         "user_ref": call.user_ref,
         "user_ref_kind": call.user_ref_kind,
         "video": Activity(id=video_iri, type=VIDEO_TYPE, name=text_or_none(p.get("concept_title"))),
@@ -58,23 +60,14 @@ def course_video_watched(call: TrackCall) -> list[VideoEvent]:
         ),
         "length": number_or_none(p.get("videoDuration")) or None,
     }
-    events = [
+    return [
         VideoEvent(
             source_event_id=call.message_id,
             kind=Kind.WATCHED,
             segment_from=start,
             segment_to=end,
             position=end,
+            platform_completed=text_or_none(p.get("playerState")) == "ended",
             **common,
         )
     ]
-    if text_or_none(p.get("playerState")) == "ended":
-        events.append(
-            VideoEvent(
-                source_event_id=f"{call.message_id}#ended",
-                kind=Kind.COMPLETED,
-                position=end,
-                **common,
-            )
-        )
-    return events

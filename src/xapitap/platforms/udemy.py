@@ -36,6 +36,7 @@ from xapitap.xapi.vocab import COURSE_TYPE
 from xapitap.xapi.vocab import VIDEO_TYPE
 
 NAME = "udemy"
+PROGRESS_LOG_SECONDS = 15.0  # VIDEO_PROGRESS_INTERVAL of Udemy's lecture player
 _HOSTS = r"(?:[a-z0-9-]+\.)*udemy\.com"
 _COURSE = r"/api-2\.0/users/me/subscribed-courses/(?P<course>\d+)"
 
@@ -116,12 +117,16 @@ def _action(action: str, extra: dict[str, Any]) -> tuple[Kind, Interaction | Non
         return Kind.INTERACTED, Interaction(cc_enabled=on, cc_language=language)
     if name == "volume":
         level = number_or_none(extra.get("volume"))
-        if level is not None and level > 1:  # some players report 0-100
+        if level is None:
+            return None  # a change that does not say to what
+        if level > 1:  # video.js reports 0-1; some players 0-100 (so 1 is read as full)
             level /= 100
-        return Kind.INTERACTED, Interaction(volume=min(level, 1.0) if level is not None else None)
+        return Kind.INTERACTED, Interaction(volume=min(level, 1.0))
     if name in ("speed", "playback rate", "rate"):
         rate = number_or_none(value or extra.get("playbackRate"))
-        return Kind.INTERACTED, Interaction(speed=f"{rate:g}x" if rate is not None else None)
+        if not rate:
+            return None
+        return Kind.INTERACTED, Interaction(speed=f"{rate:g}x")
     if name in ("fullscreen", "full screen"):
         return Kind.INTERACTED, Interaction(full_screen=value not in ("off", "exit", "false"))
     return None
@@ -138,7 +143,7 @@ def _video_controls(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     extra = dict_at(body, "extra")
     mapped = _action(action, extra)
     if mapped is None:
-        out.ignored.append(f"udemy action {action!r} has no xAPI mapping")
+        out.ignored.append(f"udemy action {action!r} has no xAPI mapping or names no value")
         return out
     lecture = text_or_none(body.get("objectId"))
     course = text_or_none(body.get("courseId"))
@@ -174,6 +179,7 @@ def _progress_log(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     position = number_or_none(body.get("position"))
     if position is None:
         raise PayloadError("progress log without a numeric position")
+    when, timed = event_time(parse_iso(body.get("time")), capture)
     event = _event(
         capture,
         rule.rule.name,
@@ -183,7 +189,11 @@ def _progress_log(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
         rule.params["lecture"],
         position=position,
         length=number_or_none(body.get("total")) or None,
-        timestamp=event_time(parse_iso(body.get("time")), capture),
+        timestamp=when,
+        timed=timed,
+        # Sent every 15 s while playing, and never about pauses or seeks.
+        cadence=PROGRESS_LOG_SECONDS,
+        reports_seeks=False,
     )
     return Extraction(events=[event])
 
@@ -193,6 +203,7 @@ def _completed_lecture(rule: RuleMatch, capture: Capture, doc: Any) -> Extractio
     lecture = text_or_none(body.get("lecture_id"))
     if lecture is None:
         raise PayloadError("completed-lecture body without lecture_id")
+    # Sent when the playhead passes the last 15 s, while the video may play on.
     event = _event(
         capture,
         rule.rule.name,
@@ -208,10 +219,11 @@ def _ecl(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     if not isinstance(doc, list):
         raise PayloadError(f"ECL body is {type(doc).__name__}, expected an array of events")
     out = Extraction()
-    for item in doc:
+    for index, item in enumerate(doc):
         event_type = text_or_none(item.get("eventType")) if isinstance(item, dict) else None
         if event_type is None:
-            raise PayloadError("ECL array holds an item without eventType")
+            out.rejected.append(f"item {index}: an ECL item without eventType")
+            continue
         # ECL carries no player-level events (research: wire-formats.md §4.2).
         out.ignored.append(f"udemy ECL {event_type} is not a player event")
     return out

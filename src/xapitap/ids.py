@@ -12,7 +12,7 @@ import hashlib
 import uuid
 
 # Bump when a mapping change alters statement content, so new content never reuses old ids.
-MAPPING_VERSION = "1"
+MAPPING_VERSION = "2"
 
 
 def v4_shaped(*parts: str) -> str:

@@ -1,0 +1,44 @@
+"""Platform-neutral video events through the session model, without a platform adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from xapitap.events import Kind
+from xapitap.events import VideoEvent
+from xapitap.player import decide
+from xapitap.player import end
+from xapitap.session import VideoSessions
+from xapitap.xapi import models as m
+from xapitap.xapi.translate import Emitted
+from xapitap.xapi.translate import Policy
+from xapitap.xapi.translate import render
+
+ACTOR = m.Agent(account=m.Account(homePage="https://www.example.org", name="p1"))
+
+
+def run_events(
+    events: Iterable[VideoEvent],
+    policy: Policy | None = None,
+    sessions: VideoSessions | None = None,
+    close: bool = True,
+) -> list[Emitted]:
+    """The statements for `events`, one actor, in order; then every session ends (the proxy
+    stops) unless `close` is False."""
+    policy = policy or Policy()
+    sessions = sessions or VideoSessions()
+    out: list[Emitted] = []
+    for event in events:
+        routed = sessions.route("p1", event, event.timestamp)
+        for ended in routed.ended:
+            out += render(end(ended.state), ended.last_event, ended, ACTOR, policy)
+        if routed.session is None:
+            continue
+        decisions, _ = decide(routed.session.state, event, policy.completion_threshold)
+        out += render(decisions, event, routed.session, ACTOR, policy)
+        if event.kind is Kind.TERMINATED:
+            sessions.drop(routed.session)
+    if close:
+        for ended in sessions.close_all():
+            out += render(end(ended.state), ended.last_event, ended, ACTOR, policy)
+    return out
