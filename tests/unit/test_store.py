@@ -15,7 +15,7 @@ from xapitap.xapi.models import Statement
 
 
 def statements() -> list[Statement]:
-    case = next(c for c in golden.cases() if c.name == "segment/video-spec-session")
+    case = next(c for c in golden.cases() if c.name == "udemy/whole-session")
     return [
         Statement.model_validate(s) for r in golden.expected(case) for s in r.get("statements", [])
     ]
