@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,3 +148,47 @@ def test_entry_script_loads_as_mitmdump_would(tmp_path: Path) -> None:
         module = tctx.script(str(ADDON_SCRIPT))
         (addon,) = module.addons
         assert isinstance(addon, XapiTap)
+
+
+class _FullIntake:
+    """An intake whose queue is full until `room` is set; it records what it is given."""
+
+    def __init__(self) -> None:
+        self.room = False
+        self.order: list[str] = []
+
+    def has_room(self) -> bool:
+        return self.room
+
+    def submit(self, match: object, capture: object, stored: Callable[[], None]) -> None:
+        self.order.append(str(getattr(capture, "flow_id", "")))
+        stored()
+
+
+def test_requests_held_for_a_full_queue_go_on_in_arrival_order(
+    tap: tuple[XapiTap, taddons.context],
+) -> None:
+    """Under back-pressure, requests reach the intake in the order they arrived (the
+    session model assumes time order: polling used to reorder them)."""
+    addon, _ = tap
+    addon.running()
+    intake = _FullIntake()
+    real_intake, addon.intake = addon.intake, intake  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        flows = [
+            flow("POST", "https://api.segment.io/v1/t", SEGMENT.read_bytes()) for _ in range(6)
+        ]
+        waiting = [addon.request(f) for f in flows]
+        tasks = [asyncio.create_task(w) for w in waiting if w is not None]
+        await asyncio.sleep(0.05)  # all six are waiting in line
+        assert intake.order == []
+        intake.room = True
+        addon._stored(asyncio.get_running_loop().create_future())  # a commit frees room
+        await asyncio.gather(*tasks)
+        assert intake.order == [f.id for f in flows]
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        addon.intake = real_intake

@@ -1,7 +1,8 @@
-"""Truth test: a real HTML5 <video> in headless Chromium, driven through a scripted pattern,
-reporting the Segment Video Spec over HTTPS through the real proxy into a real Ralph LRS.
-What xapitap reconstructs (played-segments, progress) must match what the browser itself
-recorded as played (`video.played`), within 0.5 s and 1 %."""
+"""Truth test: a real HTML5 <video> in headless Chromium, driven through scripted patterns
+(page.html `runPattern(name)`), reporting the Segment Video Spec over HTTPS through the real
+proxy into a real Ralph LRS. What xapitap reconstructs (played-segments, progress) must match
+what the browser itself recorded as played (`video.played`), within 0.5 s and 1 %; where the
+traffic cannot tell (a silent drag, an unreported resume), it may claim less, never more."""
 
 from __future__ import annotations
 
@@ -127,9 +128,10 @@ def union(ranges: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
-def test_reconstructed_session_matches_what_the_browser_played(
-    site: str, ralph: RalphLRS, tmp_path: Path
-) -> None:
+def run_in_browser(
+    site: str, ralph: RalphLRS, tmp_path: Path, pattern: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Play `pattern` through a fresh proxy: the statements it stored, and the browser's truth."""
     proxy = Mitmdump(
         tmp_path,
         "--set",
@@ -155,30 +157,41 @@ def test_reconstructed_session_matches_what_the_browser_played(
         try:
             page = browser.new_page()
             page.goto(site)
-            truth: dict[str, Any] = page.evaluate("runPattern()")
+            truth: dict[str, Any] = page.evaluate("runPattern", pattern)
         finally:
             browser.close()
-
     store = Store(proxy.store)
     statements = [json.loads(text) for text in store.statements_json()]
     store.close()
-    verbs = [s["verb"]["display"]["en-US"] for s in statements]
-    assert verbs[0] == "initialized" and verbs[-1] == "terminated"
-    assert verbs.count("seeked") == 2 and verbs.count("completed") == 1
-    final = statements[-1]["result"]["extensions"]
+    return statements, truth
+
+
+def assert_matches_browser(final: dict[str, Any], truth: dict[str, Any], *, exact: bool) -> float:
+    """Compare the final statement's played-segments and progress with `video.played`.
+    `exact`: same segments (0.5 s per boundary), same progress (0.01). Otherwise every segment
+    lies within what was played and progress is no more than the truth's. Returns the truth."""
+    extensions = final["result"]["extensions"]
     ours = [
         (float(a), float(b))
-        for a, b in (seg.split("[.]") for seg in final[v.PLAYED_SEGMENTS].split("[,]"))
+        for a, b in (seg.split("[.]") for seg in extensions[v.PLAYED_SEGMENTS].split("[,]"))
     ]
-    expected = union([(a, b) for a, b in truth["played"]])
-    got = union(ours)
-    assert len(got) == len(expected), (got, expected)
-    for (a, b), (x, y) in zip(got, expected, strict=True):
-        assert abs(a - x) <= 0.5 and abs(b - y) <= 0.5, (got, expected)
+    got, expected = union(ours), union([(a, b) for a, b in truth["played"]])
     true_progress = sum(b - a for a, b in expected) / truth["duration"]
-    assert abs(final[v.PROGRESS] - true_progress) <= 0.01, (final[v.PROGRESS], true_progress)
+    progress = extensions[v.PROGRESS]
+    if exact:
+        assert len(got) == len(expected), (got, expected)
+        for (a, b), (x, y) in zip(got, expected, strict=True):
+            assert abs(a - x) <= 0.5 and abs(b - y) <= 0.5, (got, expected)
+        assert abs(progress - true_progress) <= 0.01, (progress, true_progress)
+    else:
+        for a, b in got:
+            assert any(x - 0.5 <= a and b <= y + 0.5 for x, y in expected), (got, expected)
+        assert progress <= true_progress + 0.01, (progress, true_progress)
+    return true_progress
 
-    # Everything reached the LRS as stored, and passes Ralph's Video Profile models.
+
+def assert_in_lrs(ralph: RalphLRS, statements: list[dict[str, Any]]) -> None:
+    """Everything reached the LRS as stored, and passes Ralph's Video Profile models."""
     in_lrs = [ralph.get(s["id"]) for s in statements]
     assert [
         {k: x for k, x in s.items() if k not in ("stored", "authority")} for s in in_lrs if s
@@ -186,3 +199,27 @@ def test_reconstructed_session_matches_what_the_browser_played(
     verdicts = validate_with_ralph([with_placeholders(s) for s in statements])
     for statement, verdict in zip(statements, verdicts, strict=True):
         assert verdict["ok"] != bool(ralph_gap(statement)), verdict
+
+
+# pattern (page.html), exact comparison, seeked statements (None: not checked)
+PATTERNS = [
+    pytest.param("seek-back-and-forward", True, 2, id="seek-back-and-forward"),
+    # no seek reported, no Resumed: the resume moment is unknown, so claim less
+    pytest.param("pause-then-drag", False, None, id="pause-then-drag"),
+    pytest.param("double-speed", True, 1, id="double-speed"),
+]
+
+
+@pytest.mark.parametrize(("pattern", "exact", "seeks"), PATTERNS)
+def test_reconstructed_session_matches_what_the_browser_played(
+    site: str, ralph: RalphLRS, tmp_path: Path, pattern: str, exact: bool, seeks: int | None
+) -> None:
+    statements, truth = run_in_browser(site, ralph, tmp_path, pattern)
+    verbs = [s["verb"]["display"]["en-US"] for s in statements]
+    assert verbs[0] == "initialized" and verbs[-1] == "terminated", verbs
+    if seeks is not None:
+        assert verbs.count("seeked") == seeks, verbs
+    true_progress = assert_matches_browser(statements[-1], truth, exact=exact)
+    # rule 8: a completed only when what was really played reaches the threshold
+    assert verbs.count("completed") == int(true_progress >= 0.95), (verbs, true_progress)
+    assert_in_lrs(ralph, statements)
