@@ -372,7 +372,9 @@ class _Decider:
         elif start is None:
             start, estimated = self._seek_origin()
         was_playing = s.playing or s.resume_after_seek
-        self._stop(start)
+        # An estimated start is no evidence of playback (the player may have stalled):
+        # the stretch ends at the last report.
+        self._stop(s.position if estimated else start)
         self._seek(start, target, inferred=False, estimated=estimated)
         s.pending_seek_from = None
         s.resume_after_seek = False
@@ -384,7 +386,7 @@ class _Decider:
 
     def _seek_origin(self) -> tuple[float | None, tuple[str, ...]]:
         """Where a seek reported only with its target began: the last position, moved on
-        by the time played since at a known rate."""
+        by the time since at a known rate (a guess, named in `estimated`)."""
         s, e = self.s, self.e
         rate = s.reported_rate or s.last_rate
         if not (s.playing and rate and s.position is not None and s.at and e.timed and s.timed):
