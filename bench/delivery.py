@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC
 from datetime import datetime
@@ -34,13 +33,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
 from support.ralph import RalphLRS  # noqa: E402
-from xapitap import forwarder  # noqa: E402
 from xapitap.capture import Capture  # noqa: E402
 from xapitap.pipeline import Pipeline  # noqa: E402
 from xapitap.privacy import Privacy  # noqa: E402
 from xapitap.pseudonym import Pseudonymizer  # noqa: E402
-from xapitap.store import Provenance  # noqa: E402
-from xapitap.store import Store  # noqa: E402
+from xapitap.sinks import Control  # noqa: E402
+from xapitap.sinks.lrs import LrsSink  # noqa: E402
+from xapitap.store import StoreFile  # noqa: E402
+from xapitap.store.records import Provenance  # noqa: E402
 from xapitap.targets import Target  # noqa: E402
 
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
@@ -114,7 +114,7 @@ class _All:
 
 
 def via_forwarder(lrs: RalphLRS, statements: list[Any], workdir: Path) -> float:
-    store = Store(workdir / "bench.sqlite3")
+    store = StoreFile(workdir / "bench.sqlite3")
     target = Target(
         name="bench",
         endpoint=lrs.url,
@@ -123,13 +123,18 @@ def via_forwarder(lrs: RalphLRS, statements: list[Any], workdir: Path) -> float:
         batch_size=BATCH,
         version="1.0.3",
     )
-    store.add([(s, Provenance("segment", "bench", s.id, "bench")) for s in statements], [target])
+    writer = store.writer()
+    writer.add([(s, Provenance("segment", "bench", s.id, "bench")) for s in statements], [target])
+    writer.close()
+    sink, outbox = LrsSink(target, until_empty=True), store.outbox()
     started = time.perf_counter()
-    outcome = forwarder.run(store, target, threading.Event(), time.sleep, until_empty=True)
+    sink.run(outbox, Control())
     took = time.perf_counter() - started
-    status = next(t for t in store.target_status() if t.target == "bench")
-    store.close()
-    if outcome is not None or status.delivered != len(statements):
+    outbox.close()
+    reader = store.reader()
+    status = next(t for t in reader.target_status() if t.target == "bench")
+    reader.close()
+    if sink.halted is not None or status.delivered != len(statements):
         raise RuntimeError(f"forwarder did not deliver everything: {status}")
     return took
 
@@ -153,7 +158,7 @@ def throughput(count: int, reps: int) -> dict[str, Any]:
 def fill_store(path: Path, count: int, target: Target) -> None:
     """`count` queued statements, quickly: copies of one real statement with fresh ids."""
     template = make_statements(1)[0]
-    store = Store(path)
+    store = StoreFile(path).writer()
     chunk = 20_000
     for start in range(0, count, chunk):
         items = []
@@ -209,7 +214,7 @@ def memory(queued: int, settle: float) -> dict[str, Any]:
             '[[target]]\nname = "away"\nendpoint = "http://127.0.0.1:9/xAPI/"\nmax_backoff = 2\n'
         )
         empty, full = workdir / "empty.sqlite3", workdir / "full.sqlite3"
-        Store(empty).close()
+        StoreFile(empty).create()
         started = time.perf_counter()
         fill_store(full, queued, target)
         print(

@@ -14,9 +14,9 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
 import golden
+from support.local import reading
 from support.local import stored
 from xapitap.addon import XapiTap
-from xapitap.store import Store
 
 ADDON_SCRIPT = Path(__file__).resolve().parents[1] / "addons" / "xapitap.py"
 SEGMENT = golden.SEED / "udacity-course-video-watched.json"
@@ -49,9 +49,8 @@ def test_analytics_request_is_stored_and_left_untouched(
     assert waiting is not None
     asyncio.run(waiting)  # returns once the statements are committed: read them now
     assert f.response is None and f.request.get_state() == before
-    store = Store(tmp_path / "s.sqlite3")
-    assert store.count_statements() == 3
-    store.close()
+    with reading(tmp_path / "s.sqlite3") as reader:
+        assert reader.count_statements() == 3
     addon.stop()  # the proxy stops: the session ends
     verbs = [s["verb"]["display"]["en-US"] for s in stored(tmp_path / "s.sqlite3")]  # type: ignore[index]
     assert verbs == ["initialized", "played", "paused", "terminated"]

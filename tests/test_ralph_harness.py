@@ -17,6 +17,8 @@ from support.ralph import RalphLRS
 from support.ralph import ralph_python
 from support.ralph import validate_with_ralph
 
+pytestmark = pytest.mark.e2e
+
 VIDEO_PROFILE = "https://w3id.org/xapi/video"
 PLAYED = "https://w3id.org/xapi/video/verbs/played"
 VIDEO_TYPE = "https://w3id.org/xapi/video/activity-type/video"

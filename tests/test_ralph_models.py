@@ -13,9 +13,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 import golden
 from support.ralph import validate_with_ralph
 from xapitap.xapi import vocab as v
+
+pytestmark = pytest.mark.e2e  # Ralph's own models, in Ralph's virtualenv
 
 PLACEHOLDERS = {
     "time": ("result", v.TIME, 0.0),

@@ -1,8 +1,9 @@
 """The mitmproxy addon: watch requests, queue the analytics ones, keep and forward statements.
 
 The hook never does I/O: it matches the request (cheap for everything else), copies it into a
-`Capture` and queues it. The intake thread translates and stores; the forwarder thread sends.
-Unless `xapi_answer_locally` is on, the learner's traffic is never touched.
+`Capture` and queues it. The intake thread translates and stores; each sink (an LRS) sends
+from a thread of its own. Unless `xapi_answer_locally` is on, the learner's traffic is never
+touched.
 """
 
 from __future__ import annotations
@@ -28,18 +29,20 @@ from xapitap import settings as opts
 from xapitap.capture import Capture
 from xapitap.decoding import DecodeError
 from xapitap.decoding import decompress
-from xapitap.forwarder import Forwarder
 from xapitap.intake import Intake
 from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import Pipeline
-from xapitap.platforms import all_adapters
-from xapitap.platforms import all_rules
+from xapitap.pipeline import matcher
+from xapitap.platforms import NAMES
 from xapitap.privacy import Privacy
 from xapitap.pseudonym import Pseudonymizer
 from xapitap.pseudonym import key_path_for
 from xapitap.pseudonym import load_or_create_key
-from xapitap.store import Store
+from xapitap.sinks import Supervisor
+from xapitap.sinks.lrs import LrsSink
+from xapitap.store import StoreError
+from xapitap.store import StoreFile
 from xapitap.xapi.translate import Policy
 
 log = logging.getLogger("xapitap")
@@ -58,7 +61,7 @@ class XapiTap:
         self.settings: opts.Settings | None = None
         self.matcher: Matcher | None = None
         self.intake: Intake | None = None
-        self.forwarders: list[Forwarder] = []
+        self.sinks: list[Supervisor] = []
         # Requests waiting for room in the intake queue, oldest first.
         self._line: collections.deque[asyncio.Future[None]] = collections.deque()
 
@@ -74,7 +77,7 @@ class XapiTap:
             return
         values = {name: getattr(ctx.options, name) for name in opts.OPTIONS}
         try:
-            new = opts.parse(values, [a.name for a in all_adapters()])
+            new = opts.parse(values, NAMES)
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from None
         started = self.intake is not None and self.settings is not None
@@ -83,7 +86,7 @@ class XapiTap:
                 "only xapi_answer_locally and xapi_hosts change while running; restart for "
                 "the others"
             )
-        self.matcher = Matcher(all_rules(), new.extra_hosts)
+        self.matcher = matcher(new.extra_hosts)
         self.settings = new
 
     def running(self) -> None:
@@ -91,49 +94,55 @@ class XapiTap:
         self.start(self.settings)
 
     def start(self, s: opts.Settings) -> None:
-        """Open the store and start the intake thread and one forwarder per LRS target."""
-        Store(s.store).close()  # creates the file and schema, and fails early if it can't
+        """Open the store and start the intake thread and one sink per LRS target."""
+        store = StoreFile(s.store)
+        try:
+            store.create()  # the file and its schema, failing early if it can't
+        except StoreError as e:
+            raise exceptions.OptionsError(str(e)) from None
         key_file = s.key_file or key_path_for(s.store)
         privacy = Privacy(
             s.actor, Pseudonymizer(load_or_create_key(key_file)), s.participant, s.user_agent
         )
         policy = Policy(completion_threshold=s.completion_threshold, xapi_version=s.xapi_version)
         pipeline = Pipeline(privacy, s.max_body_bytes, policy=policy)
-        self.forwarders = [Forwarder(s.store, target) for target in s.targets]
-        for forwarder in self.forwarders:
-            forwarder.start()
+        self.sinks = [Supervisor(LrsSink(target), store) for target in s.targets]
+        for sink in self.sinks:
+            sink.start()
         self.intake = Intake(
             pipeline,
-            s.store,
-            targets=s.targets,
+            store,
+            routes=[sink.sink for sink in self.sinks],
             max_body_bytes=s.max_body_bytes,
-            on_stored=self._wake_forwarders,
+            on_stored=self._wake_sinks,
         )
         self.intake.start()
         where = ", ".join(f"{t.name} ({t.endpoint})" for t in s.targets) or "no LRS configured"
         log.info("xapitap: storing statements in %s; forwarding to %s", s.store, where)
 
-    def _wake_forwarders(self) -> None:
-        for forwarder in self.forwarders:
-            forwarder.wake()
+    def _wake_sinks(self) -> None:
+        for sink in self.sinks:
+            sink.wake()
 
     async def done(self) -> None:
         await asyncio.to_thread(self.stop)
 
     def stop(self) -> None:
-        """Store everything queued, then give the LRS forwarders their flush time."""
+        """Store everything queued, then give the sinks their flush time."""
         if self.intake is not None:
             self.intake.stop(timeout=60)
             self.intake = None
         assert self.settings is not None
         flush = self.settings.flush_seconds
-        # Side by side, so that several targets share the flush time instead of adding up.
-        stoppers = [threading.Thread(target=f.stop, args=(flush,)) for f in self.forwarders]
+        # Side by side, so that several sinks share the flush time instead of adding up.
+        stoppers = [
+            threading.Thread(target=sink.stop, args=(flush, _grace(sink))) for sink in self.sinks
+        ]
         for stopper in stoppers:
             stopper.start()
         for stopper in stoppers:
             stopper.join()
-        self.forwarders = []
+        self.sinks = []
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if self.matcher is None or self.intake is None or self.settings is None:
@@ -217,6 +226,11 @@ class XapiTap:
         # Rules that need to see a body cannot judge a preflight: leave those to the platform.
         if match and match.rule.body_check is None and flow.live and flow.response is None:
             flow.response = answers.answer_preflight(req)
+
+
+def _grace(sink: Supervisor) -> float:
+    """How long a sink may take past its flush time: an LRS request under way may finish."""
+    return sink.sink.target.timeout + 1 if isinstance(sink.sink, LrsSink) else 1.0
 
 
 def _restart_needed(old: opts.Settings | None, new: opts.Settings) -> bool:

@@ -3,6 +3,8 @@
 xapitap run [--listen-host H] [--port P] [--confdir DIR] [--store FILE] [mitmdump options]
 xapitap export [--store FILE] [--output FILE]
 xapitap status [--store FILE]
+
+The read commands import neither mitmproxy nor the addon: they open the store's read model.
 """
 
 from __future__ import annotations
@@ -12,20 +14,25 @@ import os
 import re
 import shutil
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from xapitap import forwarder
 from xapitap import paths
-from xapitap import script
-from xapitap.store import Store
+from xapitap.accounting import Fate
+from xapitap.platforms import NAMES
+from xapitap.sinks import Control
+from xapitap.sinks.lrs import LrsSink
+from xapitap.store import StoreError
+from xapitap.store import StoreFile
+from xapitap.store.reads import ReadModel
 from xapitap.targets import Target
 from xapitap.validation import describe
+
+# The addon as a mitmproxy script (script.py), found without importing it (and mitmproxy).
+SCRIPT = Path(__file__).with_name("script.py")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,17 +80,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not store_path.exists():
         print(f"xapitap: no store at {store_path} yet", file=sys.stderr)
         return 1
-    if args.command == "retry":
-        return _retry(store_path, args.target)
-    if args.command == "push":
-        return _push(store_path, args)
-    if args.command == "export":
-        try:
-            return _export(store_path, args.output)
-        except BrokenPipeError:  # the reader left early (`| head`): not an error
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 0
-    return _status(store_path)
+    store = StoreFile(store_path)
+    try:
+        if args.command == "retry":
+            return _retry(store, args.target)
+        if args.command == "push":
+            return _push(store, args)
+        if args.command == "export":
+            try:
+                return _export(store, args.output)
+            except BrokenPipeError:  # the reader left early (`| head`): not an error
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
+        return _status(store)
+    except StoreError as e:
+        print(f"xapitap: {e}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace, store: Path, passthrough: list[str]) -> int:
@@ -115,7 +127,7 @@ def _run(args: argparse.Namespace, store: Path, passthrough: list[str]) -> int:
         "--set",
         "connection_strategy=lazy",
         "-s",
-        str(Path(script.__file__).resolve()),
+        str(SCRIPT.resolve()),
         "--set",
         f"xapi_store={store}",
         *passthrough,
@@ -124,75 +136,98 @@ def _run(args: argparse.Namespace, store: Path, passthrough: list[str]) -> int:
     return 1  # not reached
 
 
-def _export(store_path: Path, output: Path | None) -> int:
-    store = Store(store_path)
+def _export(store: StoreFile, output: Path | None) -> int:
+    reader = store.reader()
     try:
         out = output.open("w", encoding="utf-8") if output else sys.stdout
         try:
-            for text in store.statements_json():
+            for text in reader.statements_json():
                 out.write(text + "\n")
         finally:
             if output:
                 out.close()
     finally:
-        store.close()
+        reader.close()
     return 0
 
 
-def _status(store_path: Path) -> int:
-    store = Store(store_path)
+def _status(store: StoreFile) -> int:
+    reader = store.reader()
     try:
-        print(f"store: {store_path}")
-        print(f"statements: {store.count_statements()}")
-        for t in store.target_status():
-            print(
-                f"LRS {t.target} ({t.endpoint}): {t.delivered} delivered, {t.queued} queued, "
-                f"{t.dead} dead-lettered; xAPI {t.version or '?'}; {t.state}"
-            )
-            if t.last_success_at:
-                print(f"  last success {t.last_success_at}")
-            if t.last_error:
-                print(f"  last error {t.last_error_at}: {t.last_error}")
-        letters = store.dead_letters()
-        if letters:
-            print(f"dead letters: {len(letters)} (xapitap retry re-queues them)")
-            for target, statement_id, reason, diff in letters[-5:]:
-                print(f"  {target} {statement_id}: {reason}")
-                for line in (diff or "").splitlines()[:5]:
-                    print(f"    {line}")
-        quarantined = store.quarantined()
-        print(f"quarantined statements (refused by the xAPI models): {len(quarantined)}")
-        for reason, _ in quarantined[-5:]:
-            print(f"  {reason}")
-        rejects = store.rejects()
-        print(f"unreadable requests: {len(rejects)}")
-        for reject in rejects[-5:]:
-            print(f"  {reject.rule}: {reject.reason}")
-        for name, value in store.counters().items():
-            print(f"  {value:>8}  {name}")
+        print(render_status(reader))
     finally:
-        store.close()
+        reader.close()
     return 0
 
 
-def _retry(store_path: Path, target: str | None) -> int:
-    store = Store(store_path)
+def render_status(reader: ReadModel) -> str:
+    """What the store holds, as `xapitap status` prints it."""
+    lines = [f"store: {reader.path}", f"statements: {reader.count_statements()}"]
+    for t in reader.target_status():
+        lines.append(
+            f"LRS {t.target} ({t.endpoint}): {t.delivered} delivered, {t.queued} queued, "
+            f"{t.dead} dead-lettered; xAPI {t.version or '?'}; {t.state}"
+        )
+        if t.last_success_at:
+            lines.append(f"  last success {t.last_success_at}")
+        if t.last_error:
+            lines.append(f"  last error {t.last_error_at}: {t.last_error}")
+        if t.crashes:
+            lines.append(f"  crashed {t.crashes} times, last at {t.last_crash_at}: {t.last_crash}")
+    letters = reader.dead_letters()
+    if letters:
+        lines.append(f"dead letters: {len(letters)} (xapitap retry re-queues them)")
+        for letter in letters[-5:]:
+            lines.append(f"  {letter.target} {letter.statement_id}: {letter.reason}")
+            lines += [f"    {line}" for line in (letter.diff or "").splitlines()[:5]]
+    quarantined = reader.quarantined()
+    lines.append(f"quarantined statements (refused by the xAPI models): {len(quarantined)}")
+    lines += [f"  {q.reason}" for q in quarantined[-5:]]
+    rejects = reader.rejects()
+    lines.append(f"unreadable requests: {len(rejects)}")
+    lines += [f"  {reject.rule}: {reject.reason}" for reject in rejects[-5:]]
+    lines += _accounting(reader)
+    return "\n".join(lines)
+
+
+def _accounting(reader: ReadModel) -> list[str]:
+    """Per rule the requests, per platform and event type what became of the events."""
+    rows = reader.accounting()
+    if not rows:
+        return []
+    requests = [r for r in rows if r.fate in (Fate.REQUEST, Fate.UNREADABLE)]
+    events = [r for r in rows if r not in requests]
+    lines = ["requests (per rule):"]
+    for r in requests:
+        what = "matched" if r.fate is Fate.REQUEST else f"unreadable: {r.reason}"
+        lines.append(f"  {r.count:>8}  {r.rule}  {what}")
+    lines.append("events (per platform and event type):")
+    width = max((len(r.event_type) for r in events), default=0)
+    for r in events:
+        fate = f"{r.fate}: {r.reason}" if r.reason else str(r.fate)
+        lines.append(f"  {r.count:>8}  {r.platform:<9} {r.event_type:<{width}}  {fate}")
+    return lines
+
+
+def _retry(store: StoreFile, target: str | None) -> int:
+    outbox = store.outbox()
     try:
-        count = store.retry_dead(target)
+        count = outbox.retry_dead(target)
     finally:
-        store.close()
+        outbox.close()
     print(f"re-queued {count} dead-lettered statements; a running proxy sends them shortly")
     return 0
 
 
-def _push(store_path: Path, args: argparse.Namespace) -> int:
+def _push(store: StoreFile, args: argparse.Namespace) -> int:
     name = args.name or re.sub(r"[^A-Za-z0-9_.-]", "-", urlsplit(args.to).netloc)[:64] or "push"
     password = os.environ.get(args.password_env, "") if args.password_env else ""
     if args.password_env and not password:
         print(f"xapitap: {args.password_env} is not set", file=sys.stderr)
         return 2
     try:
-        target = Target(
+        target = Target.checked(
+            NAMES,
             name=name,
             endpoint=args.to,
             username=args.username,
@@ -204,25 +239,28 @@ def _push(store_path: Path, args: argparse.Namespace) -> int:
     except ValidationError as e:
         print(f"xapitap: {describe(e)}", file=sys.stderr)
         return 2
-    store = Store(store_path)
+    outbox = store.outbox()
     try:
-        store.set_target(target.name, target.endpoint)
-        added = store.enqueue_all(target)
-        total = sum(t.queued for t in store.target_status() if t.target == target.name)
+        outbox.set_target(target.name, target.endpoint)
+        added = outbox.enqueue_all(target)
+        total = outbox.queued(target.name)
         print(f"pushing {total} statements to {target.endpoint} ({added} newly queued)")
         bar = _ProgressBar(total)
-        outcome = forwarder.run(
-            store, target, threading.Event(), time.sleep, progress=bar.advance, until_empty=True
-        )
+        sink = LrsSink(target, progress=bar.advance, until_empty=True)
+        sink.run(outbox, Control())
         bar.done()
-        (status,) = (t for t in store.target_status() if t.target == target.name)
     finally:
-        store.close()
+        outbox.close()
+    reader = store.reader()
+    try:
+        (status,) = (t for t in reader.target_status() if t.target == target.name)
+    finally:
+        reader.close()
     print(
         f"{status.delivered} delivered, {status.queued} still queued, {status.dead} dead-lettered"
     )
-    if outcome is not None:
-        print(f"stopped: {outcome.auth_failed or outcome.error}", file=sys.stderr)
+    if sink.halted is not None:
+        print(f"stopped: {sink.halted.auth_failed or sink.halted.error}", file=sys.stderr)
     return 0 if status.queued == 0 and status.dead == 0 else 1
 
 

@@ -60,6 +60,7 @@ class VideoEvent(BaseModel):
     platform_name: str  # shown as context.platform, e.g. "Udemy"
     origin: str  # the platform's origin, the actor's account homePage
     rule: str  # the endpoint rule that matched
+    event_type: str = ""  # the platform's own name for it ("Video Playback Paused", ...)
     source_event_id: str  # the platform's own event id, or a hash of the raw event
     kind: Kind
     timestamp: datetime  # when it happened, UTC
@@ -103,15 +104,26 @@ class VideoEvent(BaseModel):
     ends_playback: bool = False
 
 
+@dataclass(frozen=True)
+class Skip:
+    """An event that made no statement: its type (the platform's own name) and why."""
+
+    event_type: str
+    reason: str  # a fixed phrase, never text from the body: it is counted by it
+
+    def __str__(self) -> str:
+        return f"{self.event_type}: {self.reason}"
+
+
 @dataclass
 class Extraction:
     """What an adapter made of one decoded request body."""
 
     events: list[VideoEvent] = field(default_factory=list)
     # Events that were understood but have no xAPI mapping, with the reason.
-    ignored: list[str] = field(default_factory=list)
+    ignored: list[Skip] = field(default_factory=list)
     # Items of a batch that could not be read, with the reason; the others still count.
-    rejected: list[str] = field(default_factory=list)
+    rejected: list[Skip] = field(default_factory=list)
 
 
 class PayloadError(ValueError):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -19,18 +18,21 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
-from pathlib import Path
 from typing import NamedTuple
 
+from xapitap.accounting import Fate
+from xapitap.accounting import Tally
 from xapitap.capture import Capture
 from xapitap.events import VideoEvent
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import Outcome
 from xapitap.pipeline import Pipeline
-from xapitap.store import Provenance
-from xapitap.store import Reject
-from xapitap.store import Route
-from xapitap.store import Store
+from xapitap.store import IntakeWriter
+from xapitap.store import StoreError
+from xapitap.store import StoreFile
+from xapitap.store.records import Provenance
+from xapitap.store.records import Reject
+from xapitap.store.records import Route
 from xapitap.xapi.models import Statement
 from xapitap.xapi.models import canonical_json
 
@@ -52,15 +54,15 @@ class Intake:
     def __init__(
         self,
         pipeline: Pipeline,
-        store_path: Path,
-        targets: Sequence[Route],
+        store: StoreFile,
+        routes: Sequence[Route],
         max_body_bytes: int,
         on_stored: Callable[[], None] = lambda: None,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
     ) -> None:
         self._pipeline = pipeline
-        self._store_path = store_path
-        self._targets = list(targets)
+        self._store = store
+        self._routes = list(routes)
         self._max_body_bytes = max_body_bytes
         self._on_stored = on_stored
         self._max_queued_bytes = max_queued_bytes
@@ -92,7 +94,7 @@ class Intake:
             log.error("intake did not finish within %.0f s; queued requests are lost", timeout)
 
     def _run(self) -> None:
-        store = Store(self._store_path)
+        store = self._store.writer()
         # Resent events are recognised across restarts too (only this thread asks).
         self._pipeline.seen_before = store.was_translated
         try:
@@ -118,36 +120,37 @@ class Intake:
         finally:
             store.close()
 
-    def _write_ended(self, store: Store, ended: Outcome) -> None:
+    def _write_ended(self, store: IntakeWriter, ended: Outcome) -> None:
         """Store the closing statements of sessions that ended without a request."""
         stored = [(s, _provenance(e, "")) for s, e in ended.statements]
         quarantined = [
             (canonical_json(q.draft), q.reason, _provenance(e, "")) for q, e in ended.quarantined
         ]
-        if (stored or quarantined) and self._write(store, stored, [], {}, quarantined):
+        if (stored or quarantined) and self._write(store, stored, [], {}, quarantined, [], {}):
             self._on_stored()
 
-    def _process(self, store: Store, work: list[_Work]) -> None:
+    def _process(self, store: IntakeWriter, work: list[_Work]) -> None:
         stored = []
         rejects = []
         quarantined: list[tuple[str, str, Provenance]] = []
         translated: list[tuple[str, str]] = []
+        tallies: Counter[Tally] = Counter()
         counters: Counter[str] = Counter()
         for match, capture, _ in work:
-            counters[f"requests {match.rule.name}"] += 1
             try:
                 outcome = self._pipeline.process(match, capture)
             except Exception as e:  # a bug must cost one request, never the proxy
                 log.exception("could not process %s request", match.rule.name)
                 reason = f"{match.rule.name}: internal error: {type(e).__name__}: {e}"
                 rejects.append(self._reject(match, capture, reason))
+                rule = match.rule
+                tallies[Tally(rule.platform, rule.name, "", Fate.UNREADABLE, "internal error")] += 1
                 continue
             translated += outcome.translated
-            for reason in outcome.ignored:
-                counters[f"ignored {reason}"] += 1
-            for error in outcome.errors:
-                log.warning("unreadable %s request: %s", match.rule.name, error)
-                rejects.append(self._reject(match, capture, error))
+            tallies.update(outcome.tallies)
+            if outcome.errors:  # the request is kept once, with what could not be read
+                log.warning("unreadable in a %s request: %s", match.rule.name, outcome.errors)
+                rejects.append(self._reject(match, capture, "; ".join(outcome.errors[:5])))
             for statement, event in outcome.statements:
                 stored.append((statement, _provenance(event, capture.flow_id)))
             for item, event in outcome.quarantined:
@@ -156,7 +159,7 @@ class Intake:
                     (canonical_json(item.draft), item.reason, _provenance(event, capture.flow_id))
                 )
         counters["errors"] += len(rejects)
-        added = self._write(store, stored, rejects, dict(counters), quarantined, translated)
+        added = self._write(store, stored, rejects, counters, quarantined, translated, tallies)
         with self._lock:
             self._queued_bytes -= sum(len(w.capture.body) for w in work)
         for w in work:
@@ -167,12 +170,13 @@ class Intake:
 
     def _write(
         self,
-        store: Store,
+        store: IntakeWriter,
         stored: list[tuple[Statement, Provenance]],
         rejects: list[Reject],
         counters: dict[str, int],
         quarantined: list[tuple[str, str, Provenance]],
-        translated: Sequence[tuple[str, str]] = (),
+        translated: Sequence[tuple[str, str]],
+        tallies: dict[Tally, int],
     ) -> int:
         """Write, retrying until the store takes it: what was translated is never dropped.
 
@@ -181,8 +185,10 @@ class Intake:
         delay = 0.5
         while True:
             try:
-                return store.add(stored, self._targets, rejects, counters, quarantined, translated)
-            except sqlite3.Error as e:
+                return store.add(
+                    stored, self._routes, rejects, counters, quarantined, translated, tallies
+                )
+            except StoreError as e:
                 log.error("cannot write to %s (%s); retrying in %.0f s", store.path, e, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 30)

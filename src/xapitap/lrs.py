@@ -1,4 +1,4 @@
-"""An LRS as the forwarder sees it: POST statements, GET one back, ask which versions it speaks.
+"""An LRS as its sink sees it: POST statements, GET one back, ask which versions it speaks.
 
 Transport errors come out as `requests.RequestException`; HTTP answers, whatever their status,
 come back as `Reply` for the delivery logic to judge.

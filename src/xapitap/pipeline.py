@@ -7,6 +7,7 @@ initialized would be quarantined, the session is left as it was before the event
 
 from __future__ import annotations
 
+from collections import Counter
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,16 +18,20 @@ from datetime import timedelta
 
 from pydantic import ValidationError
 
+from xapitap.accounting import Fate
+from xapitap.accounting import Tally
 from xapitap.capture import Capture
 from xapitap.decoding import DecodeError
 from xapitap.decoding import decode_body
 from xapitap.events import Kind
 from xapitap.events import PayloadError
+from xapitap.events import Skip
 from xapitap.events import VideoEvent
 from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
-from xapitap.platforms import all_adapters
 from xapitap.platforms import all_rules
+from xapitap.platforms import carrier
+from xapitap.platforms import reader_of
 from xapitap.player import decide
 from xapitap.player import end
 from xapitap.privacy import Privacy
@@ -63,11 +68,17 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
     # The (platform, event id) of every event translated, to remember across restarts.
     translated: list[tuple[str, str]] = field(default_factory=list)
+    # What became of the request and of each of its events.
+    tallies: Counter[Tally] = field(default_factory=Counter)
+
+    def count(self, platform: str, rule: str, skip: Skip, fate: Fate) -> None:
+        self.tallies[Tally(platform, rule, skip.event_type, fate, skip.reason)] += 1
 
     def add(self, emitted: list[Emitted], event: VideoEvent) -> None:
         for item in emitted:
             if isinstance(item, Quarantined):
                 self.quarantined.append((item, event))
+                self.count(event.platform, event.rule, Skip(event.event_type, ""), Fate.QUARANTINED)
             else:
                 self.statements.append((item, event))
 
@@ -82,7 +93,6 @@ class Pipeline:
         seen_before: SeenBefore | None = None,
         max_seen_events: int = DEFAULT_SEEN_EVENTS,
     ) -> None:
-        self._adapters = {a.name: a for a in all_adapters()}
         self._privacy = privacy
         self._max_body_bytes = max_body_bytes
         self.sessions = sessions or VideoSessions()
@@ -92,9 +102,12 @@ class Pipeline:
         self._max_seen = max_seen_events
 
     def matcher(self, extra_hosts: dict[str, list[str]] | None = None) -> Matcher:
-        return Matcher(all_rules(), extra_hosts)
+        return matcher(extra_hosts)
 
     def process(self, match: RuleMatch, capture: Capture) -> Outcome:
+        rule = match.rule
+        out = Outcome()
+        out.count(rule.platform, rule.name, Skip("", ""), Fate.REQUEST)
         try:
             doc = decode_body(
                 capture.body,
@@ -102,15 +115,25 @@ class Pipeline:
                 capture.header("content-encoding"),
                 self._max_body_bytes,
             )
-            extraction = self._adapters[match.rule.platform].extract(match, capture, doc)
+            extraction = reader_of(rule).extract(match, capture, doc)
         except (DecodeError, PayloadError) as e:
-            return Outcome(errors=[f"{match.rule.name}: {e}"])
+            return self._unreadable(out, rule.platform, rule.name, str(e))
         except ValidationError as e:  # an adapter read values that do not fit the event model
-            return Outcome(errors=[f"{match.rule.name}: {describe(e)}"])
-        out = Outcome(ignored=extraction.ignored)
-        out.errors += [f"{match.rule.name}: {reason}" for reason in extraction.rejected]
+            return self._unreadable(out, rule.platform, rule.name, describe(e))
+        for skip in extraction.ignored:
+            out.ignored.append(str(skip))
+            out.count(rule.platform, rule.name, skip, Fate.IGNORED)
+        for skip in extraction.rejected:
+            out.errors.append(f"{rule.name}: {skip}")
+            out.count(rule.platform, rule.name, skip, Fate.REJECTED)
         for event in _in_time_order(extraction.events, capture.received_at):
             self._apply(event, capture, match, out)
+        return out
+
+    @staticmethod
+    def _unreadable(out: Outcome, platform: str, rule: str, reason: str) -> Outcome:
+        out.errors.append(f"{rule}: {reason}")
+        out.count(platform, rule, Skip("", _first_words(reason)), Fate.UNREADABLE)
         return out
 
     def _apply(self, event: VideoEvent, capture: Capture, match: RuleMatch, out: Outcome) -> None:
@@ -122,7 +145,7 @@ class Pipeline:
         event = event.model_copy(update=update)
         seen_key = (event.platform, event.source_event_id)
         if self._resent(seen_key):
-            out.ignored.append(f"{event.platform} {event.kind} resent (same event id)")
+            self._ignore(out, event, "resent (same event id)")
             return
         home, name = self._privacy.actor(
             event.platform, event.origin, event.user_ref_kind, event.user_ref
@@ -130,13 +153,13 @@ class Pipeline:
         try:
             actor = m.Agent(account=m.Account(homePage=home, name=name))
         except ValidationError as e:  # a value the statement model refuses
-            out.errors.append(f"{match.rule.name} {event.kind}: {describe(e)}")
+            self._reject(out, event, describe(e))
             return
         routed = self.sessions.route(name, event, capture.received_at, home)
         self._end(routed.ended, out)
         session = routed.session
         if session is None:
-            out.ignored.append(f"{event.platform} {event.kind}: {routed.reason}")
+            self._ignore(out, event, routed.reason)
             return
         before = session.state.copy()
         try:
@@ -144,7 +167,7 @@ class Pipeline:
             emitted = render(decisions, event, session, actor, self.policy)
         except (ValueError, OverflowError) as e:  # one event's values; the rest go on
             session.state = before
-            out.errors.append(f"{match.rule.name} {event.kind}: {type(e).__name__}: {e}")
+            self._reject(out, event, f"{type(e).__name__}: {e}")
             return
         if any(_is_initialized(item) for item in emitted if isinstance(item, Quarantined)):
             # Its session-id would name no statement: the event starts nothing.
@@ -154,9 +177,24 @@ class Pipeline:
         out.translated.append(seen_key)
         out.add(emitted, event)
         if why_none:
-            out.ignored.append(f"{event.platform} {event.kind}: {why_none}")
+            self._ignore(out, event, why_none)
+        else:
+            out.count(event.platform, event.rule, Skip(event.event_type, ""), Fate.TRANSLATED)
         if event.kind is Kind.TERMINATED:
             self.sessions.drop(session)
+
+    @staticmethod
+    def _ignore(out: Outcome, event: VideoEvent, reason: str) -> None:
+        skip = Skip(event.event_type, reason)
+        out.ignored.append(f"{event.platform} {skip}")
+        out.count(event.platform, event.rule, skip, Fate.IGNORED)
+
+    @staticmethod
+    def _reject(out: Outcome, event: VideoEvent, reason: str) -> None:
+        out.errors.append(f"{event.rule} {event.event_type}: {reason}")
+        out.count(
+            event.platform, event.rule, Skip(event.event_type, _first_words(reason)), Fate.REJECTED
+        )
 
     def _resent(self, key: tuple[str, str]) -> bool:
         if key in self._seen:
@@ -181,12 +219,24 @@ class Pipeline:
             if not session.state.initialized:
                 continue  # it never started (its first event failed)
             actor = m.Agent(account=m.Account(homePage=session.actor_home, name=session.actor))
-            decisions = end(session.state)
-            out.add(
-                render(decisions, session.last_event, session, actor, self.policy),
-                session.last_event,
-            )
+            last = session.last_event
+            ended = render(end(session.state), last, session, actor, self.policy, ending=True)
+            out.add(ended, last)
         return out
+
+
+def matcher(extra_hosts: dict[str, list[str]] | None = None) -> Matcher:
+    """The endpoint rules of every platform; hosts added for a platform carried by another
+    (Udacity, by Segment) are its carrier's collectors."""
+    by_carrier: dict[str, list[str]] = {}
+    for name, hosts in (extra_hosts or {}).items():
+        by_carrier.setdefault(carrier(name), []).extend(hosts)
+    return Matcher(all_rules(), by_carrier)
+
+
+def _first_words(reason: str, limit: int = 120) -> str:
+    """A reason short enough to count by (it may quote a value from the body)."""
+    return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
 def _in_time_order(events: list[VideoEvent], received_at: datetime) -> list[VideoEvent]:

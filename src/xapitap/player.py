@@ -221,12 +221,15 @@ class _Decider:
                 if s.playing:  # the profile wants a paused before terminated
                     self._stop(pos)
                     self._add_closing("paused", pos, inferred=True)
+                self._moved_to(pos)
+                self._reached_threshold()  # nothing may follow the terminated
                 self._add_closing("terminated", pos)
         if e.kind is not Kind.SEEKED:
             s.last_seek_to = None
         if pos is not None and e.kind is not Kind.SEEKED:
             self._moved_to(pos)
-        self._reached_threshold()
+        if e.kind is not Kind.TERMINATED:
+            self._reached_threshold()
         if not self.out and e.kind is Kind.COMPLETED:
             if s.completed:
                 return [], "platform completion of a session that has completed"

@@ -108,8 +108,9 @@ class Settings:
     xapi_version: str = "1.0.3"
 
 
-def parse(values: dict[str, object], platforms: Iterable[str]) -> Settings:
-    """Settings from option values; ValueError with a message a user can act on."""
+def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
+    """Settings from option values; ValueError with a message a user can act on.
+    `platforms` are the names a user may write (xapi_hosts, a targets file's filters)."""
     store = str(values["xapi_store"]).strip()
     endpoint = str(values["xapi_lrs_endpoint"]).strip()
     username = str(values["xapi_lrs_username"])
@@ -125,7 +126,7 @@ def parse(values: dict[str, object], platforms: Iterable[str]) -> Settings:
     elif username or password:
         raise ValueError("xapi_lrs_username/password are set but xapi_lrs_endpoint is not")
     if targets_file := str(values["xapi_targets_file"]).strip():
-        targets += load_targets(Path(targets_file).expanduser())
+        targets += load_targets(Path(targets_file).expanduser(), platforms)
     if len({t.name for t in targets}) != len(targets):
         raise ValueError("the targets file has a target named 'default', as xapi_lrs_* does")
     max_body = int(str(values["xapi_max_body_bytes"]))
@@ -174,8 +175,10 @@ def _hosts(entries: Sequence[str], platforms: set[str]) -> dict[str, list[str]]:
         if not sep or not host or not platform:
             raise ValueError(f"xapi_hosts entry {entry!r} is not PLATFORM=HOST-GLOB")
         if platform not in platforms:
+            close = difflib.get_close_matches(platform, sorted(platforms), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
             known = ", ".join(sorted(platforms))
-            raise ValueError(f"xapi_hosts entry {entry!r}: unknown platform (known: {known})")
+            raise ValueError(f"xapi_hosts entry {entry!r}: unknown platform{hint} (known: {known})")
         hosts.setdefault(platform, []).append(host)
     return hosts
 

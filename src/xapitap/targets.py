@@ -8,16 +8,19 @@ single-target options `xapi_lrs_*` make one target named "default".
     endpoint = "https://lrs.example.org/xAPI/"
     username = "key"
     password_env = "STUDY_LRS_SECRET"    # or password = "…"
-    platforms = ["udemy", "coursera"]    # optional: only these platforms
-    verbs = ["completed"]                # optional: only these verbs
+    platforms = ["udemy", "coursera"]    # optional: only these platforms (checked by name)
+    verbs = ["completed"]                # optional: only these verbs (names or IRIs)
     version = "auto"                     # "auto" (ask GET /about), "1.0.3" or "2.0.0"
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 from typing import Literal
 from urllib.parse import urljoin
 from urllib.parse import urlsplit
@@ -27,6 +30,7 @@ from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import SecretStr
 from pydantic import ValidationError
+from pydantic import ValidationInfo
 from pydantic import field_validator
 from pydantic import model_validator
 
@@ -63,9 +67,29 @@ class Target(BaseModel):
     @field_validator("verbs")
     @classmethod
     def _verbs(cls, value: frozenset[str] | None) -> frozenset[str] | None:
-        unknown = sorted(v for v in value or () if v not in VERBS)
+        """Verbs are matched by IRI; a short name stands for its IRI."""
+        if value is None:
+            return None
+        iris = set(VERBS.values())
+        unknown = sorted(v for v in value if v not in VERBS and v not in iris)
         if unknown:
-            raise ValueError(f"unknown verbs {unknown}; known: {sorted(VERBS)}")
+            hints = [_did_you_mean(v, VERBS) for v in unknown]
+            raise ValueError(f"unknown verbs {unknown}{''.join(hints)}; known: {sorted(VERBS)}")
+        return frozenset(VERBS.get(v, v) for v in value)
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms(
+        cls, value: frozenset[str] | None, info: ValidationInfo
+    ) -> frozenset[str] | None:
+        known = (info.context or {}).get("platforms")
+        if value is not None and known is not None:
+            unknown = sorted(p for p in value if p not in known)
+            if unknown:
+                hints = [_did_you_mean(p, known) for p in unknown]
+                raise ValueError(
+                    f"unknown platforms {unknown}{''.join(hints)}; known: {sorted(known)}"
+                )
         return value
 
     @model_validator(mode="after")
@@ -87,11 +111,21 @@ class Target(BaseModel):
     def about_url(self) -> str:
         return urljoin(self.endpoint, "about")
 
-    def accepts(self, platform: str, verb: str) -> bool:
-        """Whether statements of this platform and verb (short name) go to this target."""
+    def accepts(self, platform: str, verb_iri: str) -> bool:
+        """Whether statements of this platform and verb go to this target."""
         if self.platforms is not None and platform not in self.platforms:
             return False
-        return self.verbs is None or verb in self.verbs
+        return self.verbs is None or verb_iri in self.verbs
+
+    @classmethod
+    def checked(cls, known_platforms: Iterable[str], **fields: Any) -> Target:
+        """A target whose platform names are checked against `known_platforms`."""
+        return cls.model_validate(fields, context={"platforms": frozenset(known_platforms)})
+
+
+def _did_you_mean(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class _File(BaseModel):
@@ -100,8 +134,9 @@ class _File(BaseModel):
     target: list[Target] = Field(min_length=1)
 
 
-def load_targets(path: Path) -> list[Target]:
-    """The targets in a TOML file; ValueError with every problem, located, if it is wrong."""
+def load_targets(path: Path, platforms: Iterable[str] | None = None) -> list[Target]:
+    """The targets in a TOML file; ValueError with every problem, located, if it is wrong.
+    Platform names are checked against `platforms` when given."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
@@ -109,7 +144,8 @@ def load_targets(path: Path) -> list[Target]:
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"targets file {path} is not valid TOML: {e}") from None
     try:
-        targets = _File.model_validate(data).target
+        context = None if platforms is None else {"platforms": frozenset(platforms)}
+        targets = _File.model_validate(data, context=context).target
     except ValidationError as e:
         raise ValueError(f"targets file {path}: {describe(e)}") from None
     names = [t.name for t in targets]

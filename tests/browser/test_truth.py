@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import shutil
 import subprocess
 import threading
@@ -23,15 +22,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import sync_playwright
 
+from support.local import stored
 from support.proxy import Mitmdump
 from support.ralph import RalphLRS
 from support.ralph import validate_with_ralph
 from test_ralph_models import ralph_gap
 from test_ralph_models import with_placeholders
-from xapitap.store import Store
 from xapitap.xapi import vocab as v
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 PAGE = Path(__file__).with_name("page.html")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -160,9 +159,7 @@ def run_in_browser(
             truth: dict[str, Any] = page.evaluate("runPattern", pattern)
         finally:
             browser.close()
-    store = Store(proxy.store)
-    statements = [json.loads(text) for text in store.statements_json()]
-    store.close()
+    statements = stored(proxy.store)
     return statements, truth
 
 
@@ -220,6 +217,6 @@ def test_reconstructed_session_matches_what_the_browser_played(
     if seeks is not None:
         assert verbs.count("seeked") == seeks, verbs
     true_progress = assert_matches_browser(statements[-1], truth, exact=exact)
-    # rule 8: a completed only when what was really played reaches the threshold
+    # a completed only when what was really played reaches the threshold
     assert verbs.count("completed") == int(true_progress >= 0.95), (verbs, true_progress)
     assert_in_lrs(ralph, statements)

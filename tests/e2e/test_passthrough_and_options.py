@@ -16,7 +16,7 @@ from support.local import cli
 from support.proxy import Mitmdump
 from support.upstream import RESPONSE_BODY
 from support.upstream import Upstream
-from xapitap.store import Store
+from xapitap.store import ReadModel
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ def test_unmatched_and_malformed_traffic_pass_through_byte_identical(tmp_path: P
         received.append((r.target, r.body, [h for h in headers if h[0] != "host"]))
     assert received == sent
 
-    store = Store(proxy.store)
+    store = ReadModel(proxy.store)
     try:
         (reject,) = store.rejects()
         assert reject.rule == "segment.first-party" and "invalid JSON" in reject.reason

@@ -19,12 +19,12 @@ import requests
 
 import golden
 from support.local import cli
+from support.local import reading
 from support.local import stored
 from support.proxy import Mitmdump
 from support.ralph import RalphLRS
 from support.relay import Relay
 from xapitap.pseudonym import key_path_for
-from xapitap.store import Store
 
 pytestmark = pytest.mark.e2e
 
@@ -116,11 +116,8 @@ def proxy_for(tmp_path: Path, path: Path, *extra: str) -> Mitmdump:
 
 
 def status_of(store_path: Path, name: str) -> Any:
-    store = Store(store_path)
-    try:
-        return next(t for t in store.target_status() if t.target == name)
-    finally:
-        store.close()
+    with reading(store_path) as reader:
+        return next(t for t in reader.target_status() if t.target == name)
 
 
 def wait_until_delivered(store_path: Path, name: str, timeout: float = 30) -> Any:
@@ -236,9 +233,9 @@ def test_id_conflicts_are_dead_lettered_with_a_diff_and_identical_copies_count(
         send_all(proxy, sent)
         status = wait_until_delivered(proxy.store, "main")
     assert (status.delivered, status.dead) == (2, 1)  # initialized, the identical played
-    store = Store(proxy.store)
-    ((_, statement_id, reason, diff),) = store.dead_letters()
-    store.close()
+    with reading(proxy.store) as reader:
+        (letter,) = reader.dead_letters()
+    statement_id, reason, diff = letter.statement_id, letter.reason, letter.diff
     assert statement_id == paused["id"] and "409" in reason
     time_key = "https://w3id.org/xapi/video/extensions/time"
     assert diff == f".result.extensions.{time_key}: ours 10.155 != theirs 99.0"

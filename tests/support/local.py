@@ -6,19 +6,28 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from xapitap.store import Store
+from xapitap.store import ReadModel
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[ReadModel]:
+    """The read model of the store at `path`."""
+    reader = ReadModel(path)
+    try:
+        yield reader
+    finally:
+        reader.close()
 
 
 def stored(path: Path) -> list[dict[str, Any]]:
     """Every statement in the store at `path`, in the order stored."""
-    store = Store(path)
-    try:
-        return [json.loads(text) for text in store.statements_json()]
-    finally:
-        store.close()
+    with reading(path) as reader:
+        return [json.loads(text) for text in reader.statements_json()]
 
 
 def cli(

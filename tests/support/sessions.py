@@ -31,7 +31,7 @@ def run_events(
     for event in events:
         routed = sessions.route("p1", event, event.timestamp)
         for ended in routed.ended:
-            out += render(end(ended.state), ended.last_event, ended, ACTOR, policy)
+            out += render(end(ended.state), ended.last_event, ended, ACTOR, policy, ending=True)
         if routed.session is None:
             continue
         decisions, _ = decide(routed.session.state, event, policy.completion_threshold)
@@ -40,5 +40,5 @@ def run_events(
             sessions.drop(routed.session)
     if close:
         for ended in sessions.close_all():
-            out += render(end(ended.state), ended.last_event, ended, ACTOR, policy)
+            out += render(end(ended.state), ended.last_event, ended, ACTOR, policy, ending=True)
     return out

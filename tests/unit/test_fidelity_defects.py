@@ -1,8 +1,9 @@
 """Issue 7: one test (or a few) per numbered defect, each checking the TRUTH of a scenario.
 
 Every scenario is a timeline a learner really played, sent as the platform's traffic; the
-assertions compare the statements with what was played (spec-issue7.md, rules 1-14), never
-with a previous output. Times are seconds after 2024-06-01T09:00:00Z (support.fidelity.T0).
+assertions compare the statements with what was played (README: "How the session model
+decides"), never with a previous output. Times are seconds after 2024-06-01T09:00:00Z
+(support.fidelity.T0).
 """
 
 from __future__ import annotations

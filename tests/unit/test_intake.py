@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +14,10 @@ from xapitap.pipeline import Pipeline
 from xapitap.platforms.segment import RULES
 from xapitap.privacy import Privacy
 from xapitap.pseudonym import Pseudonymizer
-from xapitap.store import Store
+from xapitap.store import IntakeWriter
+from xapitap.store import StoreError
+from xapitap.store import StoreFile
+from xapitap.store.reads import ReadModel
 
 MATCH = RuleMatch(RULES[0], {})
 
@@ -34,14 +36,14 @@ class Exploding(Pipeline):
 def test_a_bug_in_translation_costs_one_request_and_is_recorded(tmp_path: Path) -> None:
     intake = Intake(
         Exploding(Privacy("pseudonym", Pseudonymizer(b"k" * 32)), 1000),
-        tmp_path / "s.sqlite3",
+        StoreFile(tmp_path / "s.sqlite3"),
         [],
         1000,
     )
     intake.start()
     intake.submit(MATCH, capture(b"{}"))
     intake.stop(timeout=10)
-    store = Store(tmp_path / "s.sqlite3")
+    store = ReadModel(tmp_path / "s.sqlite3")
     (reject,) = store.rejects()
     assert "internal error: KeyError" in reject.reason and reject.body == b"{}"
     assert store.counters()["errors"] == 1
@@ -49,7 +51,7 @@ def test_a_bug_in_translation_costs_one_request_and_is_recorded(tmp_path: Path) 
 
 def test_queue_is_bounded_by_bytes(tmp_path: Path) -> None:
     pipeline = Pipeline(Privacy("pseudonym", Pseudonymizer(b"k" * 32)), 1000)
-    intake = Intake(pipeline, tmp_path / "s.sqlite3", [], 1000, max_queued_bytes=10)
+    intake = Intake(pipeline, StoreFile(tmp_path / "s.sqlite3"), [], 1000, max_queued_bytes=10)
     assert intake.has_room()
     intake.submit(MATCH, capture(b"x" * 11))  # not started: nothing drains the queue
     assert not intake.has_room()
@@ -64,19 +66,19 @@ def test_store_errors_are_retried_not_dropped(
     monkeypatch.setattr("xapitap.intake.time.sleep", lambda _: None)
     calls = []
 
-    class Flaky(Store):
+    class Flaky(IntakeWriter):
         def add(self, *args: Any, **kwargs: Any) -> int:
             calls.append(1)
             if len(calls) < 3:
-                raise sqlite3.OperationalError("database or disk is full")
+                raise StoreError("database or disk is full")
             return super().add(*args, **kwargs)
 
     intake = Intake(
         Pipeline(Privacy("pseudonym", Pseudonymizer(b"k" * 32)), 1000),
-        tmp_path / "s.sqlite3",
+        StoreFile(tmp_path / "s.sqlite3"),
         [],
         1000,
     )
     store = Flaky(tmp_path / "s.sqlite3")
-    assert intake._write(store, [], [], {"requests x": 1}, []) == 0
-    assert len(calls) == 3 and store.counters() == {"requests x": 1}
+    assert intake._write(store, [], [], {"requests x": 1}, [], [], {}) == 0
+    assert len(calls) == 3 and ReadModel(tmp_path / "s.sqlite3").counters() == {"requests x": 1}

@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from xapitap import settings
+from xapitap.platforms import NAMES
+from xapitap.xapi.vocab import VERBS
 
-PLATFORMS = ["coursera", "segment", "udemy"]
+PLATFORMS = NAMES
 
 
 def values(**overrides: object) -> dict[str, object]:
@@ -84,9 +86,10 @@ def test_targets_file_adds_targets_beside_the_single_target_options(tmp_path: Pa
         )
     default, research = s.targets
     assert research.password.get_secret_value() == "s3cret" and "s3cret" not in repr(research)
-    assert research.accepts("udemy", "completed") and not research.accepts("udemy", "played")
-    assert not research.accepts("coursera", "completed")
-    assert default.accepts("coursera", "played")
+    completed, played = VERBS["completed"], VERBS["played"]
+    assert research.accepts("udemy", completed) and not research.accepts("udemy", played)
+    assert not research.accepts("coursera", completed)
+    assert default.accepts("coursera", played)
 
 
 @pytest.mark.parametrize(
@@ -95,6 +98,14 @@ def test_targets_file_adds_targets_beside_the_single_target_options(tmp_path: Pa
         ("[[target]]\nname = 'a'\n", "target.0.endpoint: Field required"),
         ("[[target]]\nname='a'\nendpoint='ftp://x'\n", "must be an http(s) URL"),
         ("[[target]]\nname='a'\nendpoint='http://x/'\nverbs=['liked']\n", "unknown verbs"),
+        (
+            "[[target]]\nname='a'\nendpoint='http://x/'\nverbs=['complted']\n",
+            "(did you mean completed?)",
+        ),
+        (
+            "[[target]]\nname='a'\nendpoint='http://x/'\nplatforms=['udemi']\n",
+            "unknown platforms ['udemi'] (did you mean udemy?)",
+        ),
         ("[[target]]\nname='a'\nendpoint='http://x/'\npassword_env='NOPE_X1'\n", "not set"),
         ("[[target]]\nname='a'\nendpoint='http://x/'\nsecret='x'\n", "Extra inputs"),
         (
@@ -110,3 +121,10 @@ def test_bad_targets_files_say_where_and_what(tmp_path: Path, toml: str, message
     path.write_text(toml)
     with pytest.raises(ValueError, match=re.escape(message)):
         settings.parse(values(xapi_targets_file=str(path)), PLATFORMS)
+
+
+def test_xapi_hosts_takes_carried_platforms_and_suggests_names() -> None:
+    s = settings.parse(values(xapi_hosts=["udacity=events.example.org"]), PLATFORMS)
+    assert s.extra_hosts == {"udacity": ["events.example.org"]}
+    with pytest.raises(ValueError, match=re.escape("did you mean coursera?")):
+        settings.parse(values(xapi_hosts=["cousera=x.example.org"]), PLATFORMS)

@@ -1,25 +1,55 @@
-"""Platform adapters, one module each, found by looking for a module-level `ADAPTER`."""
+"""Every platform xapitap reads, by name: an explicit list, so that a reader (or mypy) can
+follow a request from its rule to the code that reads it.
+
+Adding a platform: a module with its endpoint rules and extractors (or, for events carried
+by Segment, a table of track-event handlers), one line here, and golden cases under
+tests/fixtures/golden/<platform>/.
+"""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from functools import cache
+import difflib
+from collections.abc import Iterable
 
 from xapitap.matching import EndpointRule
-from xapitap.platforms.base import Adapter
+from xapitap.platforms import coursera
+from xapitap.platforms import segment
+from xapitap.platforms import segment_video
+from xapitap.platforms import udacity
+from xapitap.platforms import udemy
+from xapitap.platforms.base import Platform
 
-
-@cache
-def all_adapters() -> tuple[Adapter, ...]:
-    found: list[Adapter] = []
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        adapter = getattr(module, "ADAPTER", None)
-        if isinstance(adapter, Adapter):
-            found.append(adapter)
-    return tuple(found)
+PLATFORMS: tuple[Platform, ...] = (
+    udemy.PLATFORM,
+    segment.platform(handlers={**segment_video.HANDLERS, **udacity.HANDLERS}),
+    udacity.PLATFORM,
+    coursera.PLATFORM,
+)
+BY_NAME = {p.name: p for p in PLATFORMS}
+NAMES = tuple(BY_NAME)
 
 
 def all_rules() -> list[EndpointRule]:
-    return [rule for adapter in all_adapters() for rule in adapter.rules]
+    return [rule for platform in PLATFORMS for rule in platform.rules]
+
+
+def reader_of(rule: EndpointRule) -> Platform:
+    """The platform whose extractors read requests that match `rule`."""
+    return BY_NAME[rule.platform]
+
+
+def carrier(name: str) -> str:
+    """The platform whose rules carry `name`'s events (itself, for most)."""
+    return BY_NAME[name].carried_by or name
+
+
+def check_names(names: Iterable[str], where: str) -> None:
+    """ValueError naming every unknown platform, with "did you mean" where one is close."""
+    problems = []
+    for name in names:
+        if name not in BY_NAME:
+            close = difflib.get_close_matches(name, NAMES, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"unknown platform {name!r} in {where}{hint}")
+    if problems:
+        raise ValueError("; ".join(problems) + f"; known: {', '.join(NAMES)}")

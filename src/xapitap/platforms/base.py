@@ -1,4 +1,4 @@
-"""What a platform module provides, and helpers that every adapter uses."""
+"""What a platform provides, and helpers that every platform module uses."""
 
 from __future__ import annotations
 
@@ -26,11 +26,15 @@ Extract = Callable[[RuleMatch, Capture, Any], Extraction]
 
 
 @dataclass(frozen=True)
-class Adapter:
-    """A platform: its endpoint rules, and how to read what each of them carries."""
+class Platform:
+    """A platform: its endpoint rules, and how to read what each of them carries.
+
+    A platform whose events travel inside another's requests (Udacity's, inside Segment's)
+    has no rules of its own: it names its carrier, whose rules read its events."""
 
     name: str
     extractors: Mapping[EndpointRule, Extract]
+    carried_by: str | None = None
 
     @property
     def rules(self) -> tuple[EndpointRule, ...]:

@@ -21,10 +21,11 @@ from xapitap.events import Activity
 from xapitap.events import Extraction
 from xapitap.events import Kind
 from xapitap.events import PayloadError
+from xapitap.events import Skip
 from xapitap.events import VideoEvent
 from xapitap.matching import EndpointRule
 from xapitap.matching import RuleMatch
-from xapitap.platforms.base import Adapter
+from xapitap.platforms.base import Platform
 from xapitap.platforms.base import event_time
 from xapitap.platforms.base import iri_segment
 from xapitap.platforms.base import number_or_none
@@ -107,11 +108,12 @@ def _eventing(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     if not isinstance(items, list):
         raise PayloadError("eventing body's events is not an array")
     out = Extraction()
-    for index, item in enumerate(items):
+    for item in items:
         try:
             _eventing_item(rule, capture, item, out)
         except PayloadError as e:  # one bad item; the others are independent
-            out.rejected.append(f"item {index}: {e}")
+            key = item.get("key") if isinstance(item, dict) else None
+            out.rejected.append(Skip(text_or_none(key) or "(eventing item)", str(e)))
     return out
 
 
@@ -119,18 +121,18 @@ def _eventing_item(rule: RuleMatch, capture: Capture, item: Any, out: Extraction
     item = require_dict(item, "an eventing event")
     key = text_or_none(item.get("key")) or ""
     if not key.startswith("open_course.video."):
-        out.ignored.append(f"coursera {key or 'keyless'} event is not a player event")
+        out.ignored.append(Skip(key or "(no key)", "not a player event"))
         return
     action = key.removeprefix("open_course.video.")
     kind = _ACTIONS.get(action)
     if kind is None:
-        out.ignored.append(f"coursera {key} has no xAPI mapping")
+        out.ignored.append(Skip(key, "no xAPI mapping"))
         return
     value = require_dict(item.get("value", {}), f"{key} value")
     slug = text_or_none(value.get("open_course_slug"))
     video_item = text_or_none(value.get("item_id"))
     if slug is None or video_item is None:
-        raise PayloadError(f"{key} without open_course_slug/item_id")
+        raise PayloadError("no open_course_slug/item_id")
     video, parents, groupings = _activities(capture.origin, slug, video_item, value)
     user = text_or_none(item.get("userId")) or text_or_none(value.get("user_id"))
     visit = text_or_none(item.get("visitId"))
@@ -145,6 +147,7 @@ def _eventing_item(rule: RuleMatch, capture: Capture, item: Any, out: Extraction
             platform_name="Coursera",
             origin=capture.origin,
             rule=rule.rule.name,
+            event_type=key,
             source_event_id=text_or_none(item.get("guid")) or raw_event_id(item),
             kind=kind,
             timestamp=when,
@@ -165,7 +168,8 @@ def _eventing_item(rule: RuleMatch, capture: Capture, item: Any, out: Extraction
 def _video_event(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     action = rule.params["action"].lower()
     if action != "ended":
-        return Extraction(ignored=[f"coursera videoEvents/{action} repeats the eventing data"])
+        skip = Skip(f"videoEvents/{action}", "repeats the eventing data")
+        return Extraction(ignored=[skip])
     params = dict(rule.params)
     video, parents, groupings = _activities(capture.origin, params["course"], params["item"], {})
     visit = capture.cookie(VISIT_COOKIE)
@@ -175,6 +179,7 @@ def _video_event(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
         platform_name="Coursera",
         origin=capture.origin,
         rule=rule.rule.name,
+        event_type="videoEvents/ended",
         source_event_id=raw_event_id([params, capture.received_at.isoformat()]),
         kind=Kind.COMPLETED,
         timestamp=capture.received_at,
@@ -194,12 +199,10 @@ def _video_progress(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     if viewed_ms is None:
         raise PayloadError("video progress without a numeric viewedUpTo")
     # Its id is `user~course~trackingId`: no lecture id to tie it to a video activity.
-    return Extraction(
-        ignored=[f"coursera video progress (viewedUpTo {viewed_ms / 1000:g} s) names no lecture"]
-    )
+    return Extraction(ignored=[Skip("onDemandVideoProgresses", "names no lecture")])
 
 
-ADAPTER = Adapter(
+PLATFORM = Platform(
     NAME,
     {
         EVENTING: _eventing,

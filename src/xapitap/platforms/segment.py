@@ -1,14 +1,17 @@
 """Segment's tracking API (analytics.js, analytics-next, HTTP API) as a transport.
 
 This module reads the envelopes (single messages and batches, on Segment's hosts or on a
-first-party proxy host). What a `track` event means is up to the handlers registered for its
-name: the Segment Video Spec (segment_video.py) and Udacity's events (udacity.py).
+first-party proxy host). What a `track` event means is up to the handler given for its name
+(platforms/__init__.py composes them): the Segment Video Spec (segment_video.py) and
+Udacity's events (udacity.py).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,11 +19,12 @@ from typing import Any
 from xapitap.capture import Capture
 from xapitap.events import Extraction
 from xapitap.events import PayloadError
+from xapitap.events import Skip
 from xapitap.events import VideoEvent
 from xapitap.matching import EndpointRule
 from xapitap.matching import HeaderLookup
 from xapitap.matching import RuleMatch
-from xapitap.platforms.base import Adapter
+from xapitap.platforms.base import Platform
 from xapitap.platforms.base import dict_at
 from xapitap.platforms.base import event_time
 from xapitap.platforms.base import page_url
@@ -79,7 +83,7 @@ class TrackCall:
 
 
 TrackHandler = Callable[[TrackCall], list[VideoEvent]]
-_HANDLERS: dict[str, TrackHandler] = {}
+Handlers = Mapping[str, TrackHandler]  # by normalized event name
 
 
 def normalize_event_name(name: str) -> str:
@@ -88,15 +92,9 @@ def normalize_event_name(name: str) -> str:
     return " ".join(spaced.replace("_", " ").replace("-", " ").lower().split())
 
 
-def handles(*names: str) -> Callable[[TrackHandler], TrackHandler]:
-    """Register a handler for track events of these names."""
-
-    def register(handler: TrackHandler) -> TrackHandler:
-        for name in names:
-            _HANDLERS[normalize_event_name(name)] = handler
-        return handler
-
-    return register
+def handlers_for(names: Iterable[str], handler: TrackHandler) -> dict[str, TrackHandler]:
+    """A handler table entry for each of these event names, normalized."""
+    return {normalize_event_name(name): handler for name in names}
 
 
 def _messages(doc: Any) -> list[Any]:
@@ -156,15 +154,27 @@ def _track_call(
     )
 
 
-def extract(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
-    out = Extraction()
-    batch_sent_at = parse_iso(doc.get("sentAt")) if isinstance(doc, dict) else None
-    for index, msg in enumerate(_messages(doc)):
-        try:
-            _track(rule.rule.name, capture, msg, batch_sent_at, out)
-        except PayloadError as e:  # one bad item; the others are independent
-            out.rejected.append(f"item {index}: {e}")
-    return out
+def platform(handlers: Handlers) -> Platform:
+    """Segment, reading track events with these handlers."""
+
+    def extract(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+        out = Extraction()
+        batch_sent_at = parse_iso(doc.get("sentAt")) if isinstance(doc, dict) else None
+        for msg in _messages(doc):
+            try:
+                _track(rule.rule.name, capture, msg, batch_sent_at, handlers, out)
+            except PayloadError as e:  # one bad item; the others are independent
+                out.rejected.append(Skip(_type_of(msg), str(e)))
+        return out
+
+    return Platform(NAME, dict.fromkeys(RULES, extract))
+
+
+def _type_of(msg: Any) -> str:
+    if not isinstance(msg, dict):
+        return "(not an object)"
+    name = text_or_none(msg.get("event"))
+    return name if name and msg.get("type") == "track" else f"{msg.get('type')} call"
 
 
 def _track(
@@ -172,22 +182,20 @@ def _track(
     capture: Capture,
     msg: Any,
     batch_sent_at: datetime | None,
+    handlers: Handlers,
     out: Extraction,
 ) -> None:
     if not isinstance(msg, dict):
         raise PayloadError("a batch item that is not an object")
     kind = msg.get("type")
     if kind != "track":
-        out.ignored.append(f"segment {kind} call is not a player event")
+        out.ignored.append(Skip(f"{kind} call", "not a player event"))
         return
     name = text_or_none(msg.get("event"))
     if name is None:
         raise PayloadError("a track call without an event name")
-    handler = _HANDLERS.get(normalize_event_name(name))
+    handler = handlers.get(normalize_event_name(name))
     if handler is None:
-        out.ignored.append(f"segment track {name!r} has no xAPI mapping")
+        out.ignored.append(Skip(name, "no xAPI mapping"))
         return
     out.events.extend(handler(_track_call(rule, capture, msg, batch_sent_at)))
-
-
-ADAPTER = Adapter(NAME, dict.fromkeys(RULES, extract))

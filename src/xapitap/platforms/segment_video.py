@@ -24,7 +24,8 @@ from xapitap.platforms.base import iri_segment
 from xapitap.platforms.base import number_or_none
 from xapitap.platforms.base import text_or_none
 from xapitap.platforms.segment import TrackCall
-from xapitap.platforms.segment import handles
+from xapitap.platforms.segment import TrackHandler
+from xapitap.platforms.segment import handlers_for
 from xapitap.platforms.segment import normalize_event_name
 from xapitap.xapi.vocab import VIDEO_TYPE
 
@@ -51,7 +52,6 @@ def _asset(p: dict[str, object]) -> str | None:
     return asset
 
 
-@handles(*_KINDS)
 def video_spec(call: TrackCall) -> list[VideoEvent]:
     name = normalize_event_name(call.event)
     kind = _KINDS[name]
@@ -59,7 +59,7 @@ def video_spec(call: TrackCall) -> list[VideoEvent]:
     asset = _asset(p)
     page = f"{call.origin}{call.page_path or '/'}"
     if asset is None and call.page_path is None:
-        raise PayloadError(f"{call.event!r} names neither a video asset nor a page")
+        raise PayloadError("names neither a video asset nor a page")
     video_id = f"{page}#video-{iri_segment(asset)}" if asset else page
     position = number_or_none(p.get("position"))
     seek_from = seek_to = None
@@ -74,6 +74,7 @@ def video_spec(call: TrackCall) -> list[VideoEvent]:
             platform_name=urlsplit(call.origin).hostname or call.origin,
             origin=call.origin,
             rule=call.rule,
+            event_type=call.event,
             source_event_id=call.message_id,
             kind=kind,
             timestamp=call.timestamp,
@@ -92,6 +93,9 @@ def video_spec(call: TrackCall) -> list[VideoEvent]:
             ends_playback=kind is Kind.COMPLETED,
         )
     ]
+
+
+HANDLERS: dict[str, TrackHandler] = handlers_for(_KINDS, video_spec)
 
 
 def _player(p: dict[str, object]) -> Interaction | None:

@@ -16,17 +16,21 @@ from xapitap.events import Activity
 from xapitap.events import Kind
 from xapitap.events import PayloadError
 from xapitap.events import VideoEvent
+from xapitap.platforms.base import Platform
 from xapitap.platforms.base import iri_segment
 from xapitap.platforms.base import number_or_none
 from xapitap.platforms.base import text_or_none
+from xapitap.platforms.segment import NAME as SEGMENT
 from xapitap.platforms.segment import TrackCall
-from xapitap.platforms.segment import handles
+from xapitap.platforms.segment import TrackHandler
+from xapitap.platforms.segment import handlers_for
 from xapitap.xapi.vocab import COURSE_TYPE
 from xapitap.xapi.vocab import LESSON_TYPE
 from xapitap.xapi.vocab import VIDEO_TYPE
 
+NAME = "udacity"
 
-@handles("Course Video Watched")
+
 def course_video_watched(call: TrackCall) -> list[VideoEvent]:
     p = call.properties
     course = text_or_none(p.get("courseKey")) or text_or_none(p.get("course_key"))
@@ -43,10 +47,11 @@ def course_video_watched(call: TrackCall) -> list[VideoEvent]:
     if atom := text_or_none(p.get("atomKey")):
         video_iri += f"/atoms/{iri_segment(atom)}"
     common = {
-        "platform": "udacity",
+        "platform": NAME,
         "platform_name": "Udacity",
         "origin": call.origin,
         "rule": call.rule,
+        "event_type": call.event,
         "timestamp": call.timestamp,
         "timed": call.timed,
         "user_ref": call.user_ref,
@@ -71,3 +76,8 @@ def course_video_watched(call: TrackCall) -> list[VideoEvent]:
             **common,
         )
     ]
+
+
+HANDLERS: dict[str, TrackHandler] = handlers_for(["Course Video Watched"], course_video_watched)
+# Udacity's events travel in Segment's requests: Segment's rules read them.
+PLATFORM = Platform(NAME, {}, carried_by=SEGMENT)

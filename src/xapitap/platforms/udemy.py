@@ -20,11 +20,12 @@ from xapitap.events import Extraction
 from xapitap.events import Interaction
 from xapitap.events import Kind
 from xapitap.events import PayloadError
+from xapitap.events import Skip
 from xapitap.events import VideoEvent
 from xapitap.matching import EndpointRule
 from xapitap.matching import HeaderLookup
 from xapitap.matching import RuleMatch
-from xapitap.platforms.base import Adapter
+from xapitap.platforms.base import Platform
 from xapitap.platforms.base import dict_at
 from xapitap.platforms.base import event_time
 from xapitap.platforms.base import number_or_none
@@ -138,12 +139,12 @@ def _video_controls(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     category = text_or_none(body.get("category"))
     action = text_or_none(body.get("action"))
     if category != "Video Controls" or action is None:
-        out.ignored.append(f"udemy course-taking category {category!r} is not a player event")
+        out.ignored.append(Skip(category or "(no category)", "not a player event"))
         return out
     extra = dict_at(body, "extra")
     mapped = _action(action, extra)
     if mapped is None:
-        out.ignored.append(f"udemy action {action!r} has no xAPI mapping or names no value")
+        out.ignored.append(Skip(action, "no xAPI mapping, or no value"))
         return out
     lecture = text_or_none(body.get("objectId"))
     course = text_or_none(body.get("courseId"))
@@ -166,6 +167,7 @@ def _video_controls(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
             course,
             lecture,
             user=user,
+            event_type=action,
             position=position,
             interaction=interaction,
             seek_to=position if kind is Kind.SEEKED else None,
@@ -187,6 +189,7 @@ def _progress_log(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
         Kind.PROGRESS,
         rule.params["course"],
         rule.params["lecture"],
+        event_type="progress-log",
         position=position,
         length=number_or_none(body.get("total")) or None,
         timestamp=when,
@@ -211,6 +214,7 @@ def _completed_lecture(rule: RuleMatch, capture: Capture, doc: Any) -> Extractio
         Kind.COMPLETED,
         rule.params["course"],
         lecture,
+        event_type="completed-lecture",
     )
     return Extraction(events=[event])
 
@@ -219,17 +223,17 @@ def _ecl(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     if not isinstance(doc, list):
         raise PayloadError(f"ECL body is {type(doc).__name__}, expected an array of events")
     out = Extraction()
-    for index, item in enumerate(doc):
+    for item in doc:
         event_type = text_or_none(item.get("eventType")) if isinstance(item, dict) else None
         if event_type is None:
-            out.rejected.append(f"item {index}: an ECL item without eventType")
+            out.rejected.append(Skip("(ECL item)", "no eventType"))
             continue
-        # ECL carries no player-level events (research: wire-formats.md §4.2).
-        out.ignored.append(f"udemy ECL {event_type} is not a player event")
+        # ECL carries no player-level events (wire-format research, Udemy's ECL).
+        out.ignored.append(Skip(event_type, "ECL carries no player events"))
     return out
 
 
-ADAPTER = Adapter(
+PLATFORM = Platform(
     NAME,
     {
         ECL: _ecl,

@@ -114,20 +114,24 @@ def render(
     session: VideoSession,
     actor: m.Agent,
     policy: Policy = DEFAULT_POLICY,
+    ending: bool = False,
 ) -> list[Emitted]:
-    """The statements for the decisions one event led to (or a session's end), in order.
+    """The statements for the decisions one event led to, in order, or (`ending`) for the
+    end of a session nobody reported, attributed to its last event.
 
     `event` gives the provenance; the session gives the video and its context activities,
     so every statement of a session names the same activity."""
     out: list[Emitted] = []
     for index, decision in enumerate(decisions):
-        out.append(_statement(decision, index, event, session, actor, policy))
+        # An ending's statements are told apart from those its last event made itself.
+        which = f"end-{index}" if ending else str(index)
+        out.append(_statement(decision, which, event, session, actor, policy))
     return out
 
 
 def _statement(
     d: Decision,
-    index: int,
+    index: str,
     e: VideoEvent,
     session: VideoSession,
     actor: m.Agent,
@@ -141,7 +145,7 @@ def _statement(
         e.platform,
         e.source_event_id,
         d.verb,
-        str(index),
+        index,
         actor.account.name,
         session.session_id,
         policy.xapi_version,

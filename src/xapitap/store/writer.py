@@ -1,0 +1,156 @@
+"""The intake's door: what translation made of the requests, written in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Mapping
+from pathlib import Path
+
+from xapitap.accounting import Tally
+from xapitap.store.database import Database
+from xapitap.store.database import now
+from xapitap.store.records import Provenance
+from xapitap.store.records import Reject
+from xapitap.store.records import Route
+from xapitap.xapi.models import Statement
+
+# Accounting lines kept at most: event types come from the traffic, so past this many
+# lines new ones are counted under OTHER instead (a page cannot grow the table for ever).
+MAX_ACCOUNTING_LINES = 2_000
+OTHER = "(other)"
+
+
+class IntakeWriter:
+    def __init__(self, path: Path) -> None:
+        self._db = Database(path)
+        self.path = path
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(
+        self,
+        items: Iterable[tuple[Statement, Provenance]],
+        routes: Iterable[Route] = (),
+        rejects: Iterable[Reject] = (),
+        counters: Mapping[str, int] | None = None,
+        quarantined: Iterable[tuple[str, str, Provenance]] = (),
+        translated: Iterable[tuple[str, str]] = (),
+        tallies: Mapping[Tally, int] | None = None,
+    ) -> int:
+        """Store statements (an id already stored is kept as it was), queue the new ones for
+        each route that takes them, keep the rejects, the quarantined statements, the source
+        events translated (platform, event id), the accounting and the counters, all in one
+        transaction. Returns how many statements were new."""
+        routes = list(routes)
+        items = list(items)
+        quarantined = list(quarantined)
+        added = 0
+        stamp = now()
+        db = self._db
+        with db.transaction():
+            for statement, prov in items:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO statements (id, platform, verb, object_id, timestamp,"
+                    " rule, source_event_id, flow_id, stored_at, json)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        statement.id,
+                        prov.platform,
+                        statement.verb.id,
+                        statement.object.id,
+                        statement.timestamp,
+                        prov.rule,
+                        prov.source_event_id,
+                        prov.flow_id,
+                        stamp,
+                        statement.to_json(),
+                    ),
+                )
+                if cur.rowcount:
+                    added += 1
+                    seq = cur.lastrowid
+                    db.executemany(
+                        "INSERT INTO outbox (target, seq) VALUES (?, ?)",
+                        [
+                            (r.name, seq)
+                            for r in routes
+                            if r.accepts(prov.platform, statement.verb.id)
+                        ],
+                    )
+            db.executemany(
+                "INSERT INTO rejects (at, rule, reason, method, url, content_type,"
+                " content_encoding, body, body_size, flow_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        stamp,
+                        r.rule,
+                        r.reason,
+                        r.method,
+                        r.url,
+                        r.content_type,
+                        r.content_encoding,
+                        r.body,
+                        r.body_size,
+                        r.flow_id,
+                    )
+                    for r in rejects
+                ],
+            )
+            db.executemany(
+                "INSERT INTO quarantine (at, platform, rule, source_event_id, reason, json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (stamp, p.platform, p.rule, p.source_event_id, reason, text)
+                    for text, reason, p in quarantined
+                ],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO translated (platform, event_id) VALUES (?, ?)",
+                list(translated),
+            )
+            self._tally(tallies or {})
+            totals = dict(counters or {})
+            if quarantined:
+                totals["quarantined"] = totals.get("quarantined", 0) + len(quarantined)
+            if items:
+                totals["statements"] = totals.get("statements", 0) + added
+                totals["duplicates"] = totals.get("duplicates", 0) + len(items) - added
+            db.executemany(
+                "INSERT INTO counters VALUES (?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+                list(totals.items()),
+            )
+        return added
+
+    def _tally(self, tallies: Mapping[Tally, int]) -> None:
+        if not tallies:
+            return
+        (lines,) = self._db.execute("SELECT COUNT(*) FROM accounting").fetchone()
+        rows = []
+        for t, count in tallies.items():
+            event_type = t.event_type
+            if lines >= MAX_ACCOUNTING_LINES and not self._known(t):
+                event_type = OTHER
+            rows.append((t.platform, t.rule, event_type, str(t.fate), t.reason, count))
+        self._db.executemany(
+            "INSERT INTO accounting VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(platform, rule, event_type, outcome, reason)"
+            " DO UPDATE SET count = count + excluded.count",
+            rows,
+        )
+
+    def _known(self, t: Tally) -> bool:
+        found = self._db.execute(
+            "SELECT 1 FROM accounting WHERE platform = ? AND rule = ? AND event_type = ?"
+            " AND outcome = ? AND reason = ?",
+            (t.platform, t.rule, t.event_type, str(t.fate), t.reason),
+        ).fetchone()
+        return found is not None
+
+    def was_translated(self, platform: str, event_id: str) -> bool:
+        """Whether a source event was translated before (a resend, after a restart)."""
+        found = self._db.execute(
+            "SELECT 1 FROM translated WHERE platform = ? AND event_id = ?", (platform, event_id)
+        ).fetchone()
+        return found is not None

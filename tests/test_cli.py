@@ -1,0 +1,60 @@
+"""`xapitap status` renders the store's read model, without importing mitmproxy."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import golden
+from support.local import cli
+from xapitap.intake import Intake
+from xapitap.pipeline import Pipeline
+from xapitap.privacy import Privacy
+from xapitap.pseudonym import Pseudonymizer
+from xapitap.store import StoreFile
+
+
+def captured(case_name: str, store: StoreFile) -> None:
+    """The case's requests through the pipeline and the intake into `store`."""
+    case = next(c for c in golden.cases() if c.name == case_name)
+    pipeline = Pipeline(Privacy("pseudonym", Pseudonymizer(golden.TEST_KEY)), golden.MAX_BODY)
+    intake = Intake(pipeline, store, [], golden.MAX_BODY)
+    intake.start()
+    matcher = pipeline.matcher()
+    for request in case.requests():
+        capture = request.capture()
+        match = matcher.match(
+            capture.method, capture.host, capture.path, capture.header, lambda c=capture: c.body
+        )
+        assert match is not None
+        intake.submit(match, capture)
+    intake.stop(timeout=10)
+
+
+def test_status_accounts_for_every_event_type(tmp_path: Path) -> None:
+    store = StoreFile(tmp_path / "s.sqlite3")
+    captured("coursera/eventing-session", store)
+    report = cli("status", "--store", str(store.path)).stdout
+    # A non-player key of a Coursera batch: counted, with its reason.
+    assert re.search(r"\s1\s+coursera\s+pageview\s+ignored: not a player event", report), report
+    assert re.search(r"coursera\s+open_course\.video\.rate_change\s+ignored: no xAPI", report)
+    assert re.search(r"\s2\s+coursera\s+open_course\.video\.play\s+translated", report), report
+    assert re.search(r"\s1\s+coursera\.eventing\s+matched", report), report
+
+
+def test_status_starts_without_mitmproxy(tmp_path: Path) -> None:
+    store = StoreFile(tmp_path / "s.sqlite3")
+    store.create()
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "xapitap", "status", "--store", str(store.path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "xapitap.store.reads" in imported  # the report is what was measured
+    assert not {m for m in imported if m.split(".")[0] == "mitmproxy" or m == "xapitap.addon"}
