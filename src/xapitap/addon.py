@@ -43,6 +43,7 @@ from xapitap.sinks import Supervisor
 from xapitap.sinks.lrs import LrsSink
 from xapitap.store import StoreError
 from xapitap.store import StoreFile
+from xapitap.store import StoreLock
 from xapitap.xapi.translate import Policy
 
 log = logging.getLogger("xapitap")
@@ -62,6 +63,7 @@ class XapiTap:
         self.matcher: Matcher | None = None
         self.intake: Intake | None = None
         self.sinks: list[Supervisor] = []
+        self._lock: StoreLock | None = None
         # Requests waiting for room in the intake queue, oldest first.
         self._line: collections.deque[asyncio.Future[None]] = collections.deque()
 
@@ -97,8 +99,12 @@ class XapiTap:
         """Open the store and start the intake thread and one sink per LRS target."""
         store = StoreFile(s.store)
         try:
+            self._lock = store.lock()  # one proxy per store: two would send everything twice
             store.create()  # the file and its schema, failing early if it can't
         except StoreError as e:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
             raise exceptions.OptionsError(str(e)) from None
         key_file = s.key_file or key_path_for(s.store)
         privacy = Privacy(
@@ -115,6 +121,7 @@ class XapiTap:
             routes=[sink.sink for sink in self.sinks],
             max_body_bytes=s.max_body_bytes,
             on_stored=self._wake_sinks,
+            keep_unreadable=s.keep_unreadable,
         )
         self.intake.start()
         where = ", ".join(f"{t.name} ({t.endpoint})" for t in s.targets) or "no LRS configured"
@@ -143,6 +150,9 @@ class XapiTap:
         for stopper in stoppers:
             stopper.join()
         self.sinks = []
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if self.matcher is None or self.intake is None or self.settings is None:

@@ -239,6 +239,12 @@ def _push(store: StoreFile, args: argparse.Namespace) -> int:
     except ValidationError as e:
         print(f"xapitap: {describe(e)}", file=sys.stderr)
         return 2
+    if store.in_use() and _known_target(store, target.name):
+        print(
+            f"xapitap: a running proxy sends to {target.name!r}; push under another --name",
+            file=sys.stderr,
+        )
+        return 2
     outbox = store.outbox()
     try:
         outbox.set_target(target.name, target.endpoint)
@@ -262,6 +268,14 @@ def _push(store: StoreFile, args: argparse.Namespace) -> int:
     if sink.halted is not None:
         print(f"stopped: {sink.halted.auth_failed or sink.halted.error}", file=sys.stderr)
     return 0 if status.queued == 0 and status.dead == 0 else 1
+
+
+def _known_target(store: StoreFile, name: str) -> bool:
+    reader = store.reader()
+    try:
+        return any(t.target == name for t in reader.target_status())
+    finally:
+        reader.close()
 
 
 class _ProgressBar:

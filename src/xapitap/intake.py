@@ -27,6 +27,8 @@ from xapitap.events import VideoEvent
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import Outcome
 from xapitap.pipeline import Pipeline
+from xapitap.privacy import scrub
+from xapitap.privacy import scrub_body
 from xapitap.store import IntakeWriter
 from xapitap.store import StoreError
 from xapitap.store import StoreFile
@@ -59,6 +61,7 @@ class Intake:
         max_body_bytes: int,
         on_stored: Callable[[], None] = lambda: None,
         max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES,
+        keep_unreadable: bool = False,
     ) -> None:
         self._pipeline = pipeline
         self._store = store
@@ -66,6 +69,7 @@ class Intake:
         self._max_body_bytes = max_body_bytes
         self._on_stored = on_stored
         self._max_queued_bytes = max_queued_bytes
+        self._keep_unreadable = keep_unreadable
         self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._queued_bytes = 0
         self._lock = threading.Lock()
@@ -102,7 +106,7 @@ class Intake:
                 try:
                     item = self._queue.get(timeout=SWEEP_SECONDS)
                 except queue.Empty:
-                    self._write_ended(store, self._pipeline.sweep(datetime.now(UTC)))
+                    self._guarded(lambda: self._write_ended(store, self._sweep()))
                     continue
                 batch = [item]
                 while item is not _STOP and len(batch) < _BATCH:
@@ -113,12 +117,41 @@ class Intake:
                     batch.append(item)
                 work = [i for i in batch if i is not None]
                 if work:
-                    self._process(store, work)
+                    try:
+                        self._process(store, work)
+                    except Exception as e:  # nothing a request holds may stop the intake
+                        self._failed(store, work, e)
                 if len(work) < len(batch):
-                    self._write_ended(store, self._pipeline.finish())
+                    self._guarded(lambda: self._write_ended(store, self._pipeline.finish()))
                     return
         finally:
             store.close()
+
+    def _sweep(self) -> Outcome:
+        return self._pipeline.sweep(datetime.now(UTC))
+
+    @staticmethod
+    def _guarded(step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as e:
+            log.error("ending idle sessions failed: %s", scrub(f"{type(e).__name__}: {e}"))
+
+    def _failed(self, store: IntakeWriter, work: list[_Work], error: Exception) -> None:
+        """A batch that could not be stored for a reason of its own (not the store's): each
+        request is kept as unreadable, with the reason, and the intake goes on."""
+        reason = scrub(f"internal error while storing: {type(error).__name__}: {error}")[:500]
+        log.error("%d analytics requests could not be stored: %s", len(work), reason)
+        rejects = [self._reject(w.match, w.capture, reason) for w in work]
+        try:
+            store.add([], (), rejects, {"errors": len(rejects)})
+        except Exception as e:
+            log.error("cannot record them either: %s", scrub(f"{type(e).__name__}: {e}"))
+        with self._lock:
+            self._queued_bytes -= sum(len(w.capture.body) for w in work)
+        for w in work:
+            if w.stored is not None:
+                w.stored()
 
     def _write_ended(self, store: IntakeWriter, ended: Outcome) -> None:
         """Store the closing statements of sessions that ended without a request."""
@@ -140,8 +173,13 @@ class Intake:
             try:
                 outcome = self._pipeline.process(match, capture)
             except Exception as e:  # a bug must cost one request, never the proxy
-                log.exception("could not process %s request", match.rule.name)
-                reason = f"{match.rule.name}: internal error: {type(e).__name__}: {e}"
+                log.error(
+                    "could not process a %s request: %s",
+                    match.rule.name,
+                    scrub(f"{type(e).__name__}: {e}"),
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+                reason = f"{match.rule.name}: internal error: {type(e).__name__}: {e}"[:500]
                 rejects.append(self._reject(match, capture, reason))
                 rule = match.rule
                 tallies[Tally(rule.platform, rule.name, "", Fate.UNREADABLE, "internal error")] += 1
@@ -149,12 +187,14 @@ class Intake:
             translated += outcome.translated
             tallies.update(outcome.tallies)
             if outcome.errors:  # the request is kept once, with what could not be read
-                log.warning("unreadable in a %s request: %s", match.rule.name, outcome.errors)
+                log.warning(
+                    "unreadable in a %s request: %s", match.rule.name, scrub(str(outcome.errors))
+                )
                 rejects.append(self._reject(match, capture, "; ".join(outcome.errors[:5])))
             for statement, event in outcome.statements:
                 stored.append((statement, _provenance(event, capture.flow_id)))
             for item, event in outcome.quarantined:
-                log.error("statement refused by the xAPI models: %s", item.reason)
+                log.error("statement refused by the xAPI models: %s", scrub(item.reason))
                 quarantined.append(
                     (canonical_json(item.draft), item.reason, _provenance(event, capture.flow_id))
                 )
@@ -194,15 +234,23 @@ class Intake:
                 delay = min(delay * 2, 30)
 
     def _reject(self, match: RuleMatch, capture: Capture, reason: str) -> Reject:
-        keep = len(capture.body) <= self._max_body_bytes
+        """What is kept of a request that could not be read: the reason and where it went;
+        its body only when asked for (it holds raw learner data), scrubbed."""
+        path = capture.path
+        for name, value in match.params.items():
+            if name == "user" and value:  # a raw user id in the path (Coursera's lecture APIs)
+                path = path.replace(value, "redacted-user")
+        body = None
+        if self._keep_unreadable and len(capture.body) <= self._max_body_bytes:
+            body = scrub_body(capture.body)
         return Reject(
             rule=match.rule.name,
-            reason=reason,
+            reason=scrub(reason),
             method=capture.method,
-            url=f"{capture.origin}{capture.path}",
+            url=scrub(f"{capture.origin}{path}"),
             content_type=capture.header("content-type"),
             content_encoding=capture.header("content-encoding"),
-            body=capture.body if keep else None,
+            body=body,
             body_size=len(capture.body),
             flow_id=capture.flow_id,
         )

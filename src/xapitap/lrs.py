@@ -6,6 +6,7 @@ come back as `Reply` for the delivery logic to judge.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 
 import requests
 
+from xapitap.privacy import scrub_secrets
 from xapitap.targets import Target
 
 DEFAULT_VERSION = "1.0.3"
@@ -34,6 +36,9 @@ class LrsClient:
         password = target.password.get_secret_value()
         if target.username or password:
             self._session.auth = (target.username, password)
+        basic = base64.b64encode(f"{target.username}:{password}".encode()).decode()
+        # What an LRS that echoes our request in its answer must not get into the store.
+        self._secrets = tuple(s for s in (password, basic) if password and s)
 
     def close(self) -> None:
         self._session.close()
@@ -63,7 +68,8 @@ class LrsClient:
             headers=self._headers(),
             timeout=self.target.timeout,
         )
-        return Reply(response.status_code, response.headers, response.text[:2000])
+        text = scrub_secrets(response.text[:2000], self._secrets)
+        return Reply(response.status_code, response.headers, text)
 
     def get(self, statement_id: str) -> dict[str, Any] | None:
         response = self._session.get(

@@ -35,6 +35,9 @@ MAX_RATE = 3.0  # the fastest playback believed where no rate was measured
 GAP_SLACK = 1.0  # how late a fixed-cadence report may be
 MEASURE_SECONDS = 0.8  # shorter intervals are too short to measure a rate on
 SLOWEST_RATE = 0.45  # a slower advance is a stall (buffering), not a playback rate
+# Stretches a session lists at most: past this, played-segments becomes their union
+# (sorted, merged), which says no more than was played and stops a page from growing it.
+MAX_SEGMENTS = 100
 # Events this much older than the session's last report are stale (a queue flushed late);
 # closer ones are requests racing each other, or one clock against another, and are taken
 # as simultaneous.
@@ -105,6 +108,8 @@ class PlayerState:
         # Compared as sent (3 decimals): a stretch too short to show is none.
         if start is not None and at is not None and round(at, 3) > round(start, 3):
             self.segments.append((start, at))
+            if len(self.segments) > MAX_SEGMENTS:
+                self.segments = _union(self.segments)
         self.playing_from = None
 
     def progress(self, extra: list[tuple[float, float]] | None = None) -> float | None:
@@ -547,6 +552,16 @@ class _Decider:
             decision = replace(decision, platform_completed=True)
         s.last_at = decision.at
         self.out.append(decision)
+
+
+def _union(segments: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(segments):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 def _within(advance: float, elapsed: float, rate: float) -> bool:

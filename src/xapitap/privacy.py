@@ -23,7 +23,14 @@ ActorMode = Literal["pseudonym", "participant", "platform"]
 PARTICIPANT_HOME = "https://xapitap.github.io/participants"
 POLICY_VERSION = "1"
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+# Bounded repeats (RFC 5321's 64-character local part, 63-character labels): the pattern
+# backtracks at most a constant amount per character, so scrubbing stays linear in the text
+# (an unbounded one was quadratic, and held the interpreter for minutes on a long value).
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+-]{1,64}(?:@|%40)(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}(?![A-Za-z])"
+)
+# Credentials an LRS may echo back in an error body.
+_CREDENTIALS = re.compile(r"(?i)\b(basic|bearer)\s+[A-Za-z0-9+/=._~-]{4,4096}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,31 @@ COMPUTED_ID_PREFIX = "sha256:"
 
 def scrub(text: str) -> str:
     """The text without e-mail addresses (also URL-encoded ones)."""
+    if "@" not in text and "%40" not in text:
+        return text  # the common case, at the cost of two substring scans
     return _EMAIL.sub("redacted-email", text)
+
+
+_WRITE_KEY = re.compile(rb'("writeKey"\s*:\s*")[^"]{0,512}"')
+
+
+def scrub_body(body: bytes) -> bytes | None:
+    """A raw body kept for debugging, without e-mails or writeKeys; None if it is not text
+    (a compressed body cannot be scrubbed, so it is not kept)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return _WRITE_KEY.sub(rb'\1redacted"', scrub(text).encode("utf-8"))
+
+
+def scrub_secrets(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Text from outside (an LRS's answer) fit to store and log: no e-mails, no credentials
+    (Basic or Bearer values, and each of `secrets` as it is)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "redacted-secret")
+    return scrub(_CREDENTIALS.sub(r"\1 redacted-secret", text))
 
 
 _BROWSERS = (

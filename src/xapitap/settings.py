@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,17 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
         "Empty: keep statements in the store only.",
     ),
     "xapi_lrs_username": (str, "", "Basic-auth user name for the LRS."),
-    "xapi_lrs_password": (str, "", "Basic-auth password for the LRS."),
+    "xapi_lrs_password": (
+        str,
+        "",
+        "Basic-auth password for the LRS. Options are visible to every local user (ps): "
+        "prefer xapi_lrs_password_env.",
+    ),
+    "xapi_lrs_password_env": (
+        str,
+        "",
+        "Name of the environment variable that holds the LRS password.",
+    ),
     "xapi_targets_file": (
         str,
         "",
@@ -84,6 +95,12 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
         "Largest analytics body (before and after decompression) that is decoded; larger "
         "ones are counted and skipped.",
     ),
+    "xapi_keep_unreadable": (
+        bool,
+        False,
+        "Keep the bodies of analytics requests that could not be read (scrubbed of e-mails "
+        "and writeKeys), for debugging. They hold raw learner data.",
+    ),
     "xapi_flush_seconds": (
         int,
         5,
@@ -106,6 +123,7 @@ class Settings:
     user_agent: bool = False
     completion_threshold: float = 0.95
     xapi_version: str = "1.0.3"
+    keep_unreadable: bool = False
 
 
 def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
@@ -115,6 +133,12 @@ def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
     endpoint = str(values["xapi_lrs_endpoint"]).strip()
     username = str(values["xapi_lrs_username"])
     password = str(values["xapi_lrs_password"])
+    if password_env := str(values["xapi_lrs_password_env"]).strip():
+        if password:
+            raise ValueError("set xapi_lrs_password or xapi_lrs_password_env, not both")
+        if password_env not in os.environ:
+            raise ValueError(f"xapi_lrs_password_env: {password_env} is not set")
+        password = os.environ[password_env]
     targets: list[Target] = []
     if endpoint:
         try:
@@ -164,6 +188,7 @@ def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
         extra_hosts=_hosts(values["xapi_hosts"], set(platforms)),  # type: ignore[arg-type]
         max_body_bytes=max_body,
         flush_seconds=flush,
+        keep_unreadable=bool(values["xapi_keep_unreadable"]),
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import golden
 from xapitap.capture import Capture
 from xapitap.intake import Intake
 from xapitap.matching import RuleMatch
@@ -39,14 +41,31 @@ def test_a_bug_in_translation_costs_one_request_and_is_recorded(tmp_path: Path) 
         StoreFile(tmp_path / "s.sqlite3"),
         [],
         1000,
+        keep_unreadable=True,
     )
     intake.start()
-    intake.submit(MATCH, capture(b"{}"))
+    intake.submit(MATCH, capture(b'{"writeKey":"WK-1","userId":"jane@uni.edu"}'))
     intake.stop(timeout=10)
     store = ReadModel(tmp_path / "s.sqlite3")
     (reject,) = store.rejects()
-    assert "internal error: KeyError" in reject.reason and reject.body == b"{}"
+    assert "internal error: KeyError" in reject.reason
+    # Kept when asked for, but scrubbed even then.
+    assert reject.body == b'{"writeKey":"redacted","userId":"redacted-email"}'
     assert store.counters()["errors"] == 1
+
+
+def test_unreadable_bodies_are_not_kept_unless_asked_for(tmp_path: Path) -> None:
+    intake = Intake(
+        Exploding(Privacy("pseudonym", Pseudonymizer(b"k" * 32)), 1000),
+        StoreFile(tmp_path / "s.sqlite3"),
+        [],
+        1000,
+    )
+    intake.start()
+    intake.submit(MATCH, capture(b'{"writeKey":"WK-1"}'))
+    intake.stop(timeout=10)
+    (reject,) = ReadModel(tmp_path / "s.sqlite3").rejects()
+    assert reject.body is None and reject.body_size == 19
 
 
 def test_queue_is_bounded_by_bytes(tmp_path: Path) -> None:
@@ -82,3 +101,40 @@ def test_store_errors_are_retried_not_dropped(
     store = Flaky(tmp_path / "s.sqlite3")
     assert intake._write(store, [], [], {"requests x": 1}, [], [], {}) == 0
     assert len(calls) == 3 and ReadModel(tmp_path / "s.sqlite3").counters() == {"requests x": 1}
+
+
+def test_a_batch_that_cannot_be_stored_costs_that_batch_and_capture_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value the store cannot take (today's example: a lone surrogate) must not stop the
+    intake: that batch is kept as unreadable, the next request is stored."""
+    real_add = IntakeWriter.add
+    calls = []
+
+    def add_once_refusing(self: IntakeWriter, items: Any, *args: Any, **kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return real_add(self, items, *args, **kwargs)
+
+    monkeypatch.setattr(IntakeWriter, "add", add_once_refusing)
+    seed = (golden.SEED / "udacity-course-video-watched.json").read_bytes()
+    intake = Intake(
+        Pipeline(Privacy("pseudonym", Pseudonymizer(b"k" * 32)), 1 << 20),
+        StoreFile(tmp_path / "s.sqlite3"),
+        [],
+        1 << 20,
+    )
+    released = []
+    intake.submit(MATCH, capture(seed), lambda: released.append(1))
+    intake.start()
+    deadline = time.monotonic() + 10
+    while not released and time.monotonic() < deadline:
+        time.sleep(0.01)
+    intake.submit(MATCH, capture(seed.replace(b"ajs-", b"ajs-2-")), lambda: released.append(2))
+    intake.stop(timeout=10)
+    assert released == [1, 2]  # neither request was held for ever
+    reader = ReadModel(tmp_path / "s.sqlite3")
+    (reject,) = reader.rejects()
+    assert "internal error while storing: UnicodeEncodeError" in reject.reason
+    assert reader.count_statements() > 0  # the next request was translated and stored

@@ -28,6 +28,7 @@ from xapitap.matching import RuleMatch
 from xapitap.platforms.base import Platform
 from xapitap.platforms.base import dict_at
 from xapitap.platforms.base import event_time
+from xapitap.platforms.base import iri_segment
 from xapitap.platforms.base import number_or_none
 from xapitap.platforms.base import parse_iso
 from xapitap.platforms.base import raw_event_id
@@ -64,9 +65,9 @@ VIDEO_CONTROLS = EndpointRule(
 
 
 def _lecture(origin: str, course: str, lecture: str) -> tuple[Activity, Activity]:
-    course_iri = f"{origin}/api-2.0/courses/{course}"
+    course_iri = f"{origin}/api-2.0/courses/{iri_segment(course)}"
     return (
-        Activity(id=f"{course_iri}/lectures/{lecture}", type=VIDEO_TYPE),
+        Activity(id=f"{course_iri}/lectures/{iri_segment(lecture)}", type=VIDEO_TYPE),
         Activity(id=course_iri, type=COURSE_TYPE),
     )
 

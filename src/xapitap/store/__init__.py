@@ -11,6 +11,8 @@ events were translated. Each role has its own door, opened from a `StoreFile`:
 
 from __future__ import annotations
 
+import fcntl
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from xapitap.store.outbox import Outbox
 from xapitap.store.reads import ReadModel
 from xapitap.store.writer import IntakeWriter
 
-__all__ = ["IntakeWriter", "Outbox", "ReadModel", "StoreError", "StoreFile"]
+__all__ = ["IntakeWriter", "Outbox", "ReadModel", "StoreError", "StoreFile", "StoreLock"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,43 @@ class StoreFile:
 
     def reader(self) -> ReadModel:
         return ReadModel(self.path)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def lock(self) -> StoreLock:
+        """Claim the store for one proxy: StoreError if another process holds it."""
+        return StoreLock(self.lock_path)
+
+    def in_use(self) -> bool:
+        """Whether a proxy holds the store now."""
+        try:
+            StoreLock(self.lock_path).release()
+        except StoreError:
+            return True
+        return False
+
+
+class StoreLock:
+    """An exclusive lock on `<store>.lock`, held while a proxy runs (released when its
+    process ends, however it ends)."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self._fd, 32).decode(errors="replace").strip() or "?"
+            os.close(self._fd)
+            raise StoreError(
+                f"another xapitap proxy (pid {holder}) uses the store {path.with_suffix('')}; "
+                "stop it, or give this one another xapi_store"
+            ) from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, str(os.getpid()).encode())
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = -1

@@ -7,6 +7,7 @@ writes. Callers never see `sqlite3.Error`: every failure is a `StoreError`.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -127,6 +128,14 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _private(path: Path) -> None:
+    """The store holds learner data: owner-only (SQLite gives its -wal and -shm files the
+    database file's mode)."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    with suppress(PermissionError):  # another user's store, opened to read
+        os.chmod(path, 0o600)
+
+
 class Database:
     """One connection to the store file, with its schema up to date."""
 
@@ -134,6 +143,7 @@ class Database:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _private(path)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")

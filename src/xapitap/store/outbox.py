@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from xapitap.privacy import scrub
 from xapitap.store.database import Database
 from xapitap.store.database import now
 from xapitap.store.records import Route
@@ -54,7 +55,10 @@ class Outbox:
         """Record what became of a batch: delivered and dead-lettered statements leave the
         outbox; unsent ones stay, with the error."""
         stamp = now()
-        delivered, dead, unsent = list(delivered), list(dead), list(unsent)
+        delivered, unsent = list(delivered), list(unsent)
+        # Reasons come from outside (an LRS's answer): no e-mails in the store.
+        dead = [(seq, scrub(reason), diff and scrub(diff)) for seq, reason, diff in dead]
+        error = error and scrub(error)
         db = self._db
         with db.transaction():
             gone = [(target, seq) for seq in delivered] + [(target, d[0]) for d in dead]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from xapitap.accounting import Tally
+from xapitap.privacy import scrub
 from xapitap.store.database import Database
 from xapitap.store.database import now
 from xapitap.store.records import Provenance
@@ -18,6 +21,10 @@ from xapitap.xapi.models import Statement
 # lines new ones are counted under OTHER instead (a page cannot grow the table for ever).
 MAX_ACCOUNTING_LINES = 2_000
 OTHER = "(other)"
+MAX_EVENT_TYPE = 200  # characters of an event type's name that are kept
+# Unreadable requests kept at most (each with its reason, and its body when asked for);
+# beyond, they are only counted.
+MAX_REJECTS = 1_000
 
 
 class IntakeWriter:
@@ -78,6 +85,14 @@ class IntakeWriter:
                             if r.accepts(prov.platform, statement.verb.id)
                         ],
                     )
+            rejects = list(rejects)
+            (kept,) = db.execute("SELECT COUNT(*) FROM rejects").fetchone()
+            room = max(MAX_REJECTS - kept, 0)
+            if len(rejects) > room:
+                totals_extra = {"unreadable requests not kept (bound reached)": len(rejects) - room}
+                rejects = rejects[:room]
+            else:
+                totals_extra = {}
             db.executemany(
                 "INSERT INTO rejects (at, rule, reason, method, url, content_type,"
                 " content_encoding, body, body_size, flow_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -101,7 +116,7 @@ class IntakeWriter:
                 "INSERT INTO quarantine (at, platform, rule, source_event_id, reason, json)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (stamp, p.platform, p.rule, p.source_event_id, reason, text)
+                    (stamp, p.platform, p.rule, p.source_event_id, scrub(reason), text)
                     for text, reason, p in quarantined
                 ],
             )
@@ -111,6 +126,8 @@ class IntakeWriter:
             )
             self._tally(tallies or {})
             totals = dict(counters or {})
+            for name, value in totals_extra.items():
+                totals[name] = totals.get(name, 0) + value
             if quarantined:
                 totals["quarantined"] = totals.get("quarantined", 0) + len(quarantined)
             if items:
@@ -124,20 +141,22 @@ class IntakeWriter:
         return added
 
     def _tally(self, tallies: Mapping[Tally, int]) -> None:
+        """Add to the accounting. Event types and reasons come from the traffic: they are
+        scrubbed and shortened, and past MAX_ACCOUNTING_LINES new ones count as OTHER."""
         if not tallies:
             return
         (lines,) = self._db.execute("SELECT COUNT(*) FROM accounting").fetchone()
-        rows = []
+        rows: Counter[Tally] = Counter()
         for t, count in tallies.items():
-            event_type = t.event_type
+            t = replace(t, event_type=scrub(t.event_type[:MAX_EVENT_TYPE]), reason=scrub(t.reason))
             if lines >= MAX_ACCOUNTING_LINES and not self._known(t):
-                event_type = OTHER
-            rows.append((t.platform, t.rule, event_type, str(t.fate), t.reason, count))
+                t = replace(t, event_type=OTHER)
+            rows[t] += count
         self._db.executemany(
             "INSERT INTO accounting VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(platform, rule, event_type, outcome, reason)"
             " DO UPDATE SET count = count + excluded.count",
-            rows,
+            [(t.platform, t.rule, t.event_type, str(t.fate), t.reason, n) for t, n in rows.items()],
         )
 
     def _known(self, t: Tally) -> bool:

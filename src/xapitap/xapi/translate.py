@@ -58,8 +58,8 @@ class Policy:
 
 
 def seconds(value: float) -> float:
-    """Seconds and ratios carry at most 3 decimals (Video Profile)."""
-    return round(value, 3)
+    """Seconds and ratios carry at most 3 decimals (Video Profile); never -0.0."""
+    return round(value, 3) + 0.0
 
 
 def format_timestamp(when: datetime) -> str:
@@ -76,10 +76,14 @@ def format_duration(total_seconds: float) -> str:
     return f"PT{round(total_seconds, 2):.2f}".rstrip("0").rstrip(".") + "S"
 
 
+MAX_NAME = 1_000  # characters of an activity's name (a title) that are kept
+
+
 def activity(a: ev.Activity) -> dict[str, Any]:
     definition: dict[str, Any] = {"type": a.type}
     if a.name:
-        definition["name"] = {"und": scrub(a.name)}
+        name = a.name if len(a.name) <= MAX_NAME else a.name[: MAX_NAME - 1] + "…"
+        definition["name"] = {"und": scrub(name)}
     return {"objectType": "Activity", "id": scrub(a.id), "definition": definition}
 
 
