@@ -52,6 +52,9 @@ from xapitap.xapi.translate import render
 PLAUSIBLE_SINCE = datetime(2005, 1, 1, tzinfo=UTC)
 # How many source event ids are remembered to recognise a resent event.
 DEFAULT_SEEN_EVENTS = 200_000
+# Events translated from one request at most (a browser batch holds tens); the rest are
+# counted as rejected, so one request cannot hold translation for long.
+MAX_EVENTS_PER_REQUEST = 1_000
 
 # Whether a (platform, event id) was translated before this process saw it (the store).
 SeenBefore = Callable[[str, str], bool]
@@ -126,7 +129,10 @@ class Pipeline:
         for skip in extraction.rejected:
             out.errors.append(f"{rule.name}: {skip}")
             out.count(rule.platform, rule.name, skip, Fate.REJECTED)
-        for event in _in_time_order(extraction.events, capture.received_at):
+        events = _in_time_order(extraction.events, capture.received_at)
+        for event in events[MAX_EVENTS_PER_REQUEST:]:
+            self._reject(out, event, f"over {MAX_EVENTS_PER_REQUEST} events in one request")
+        for event in events[:MAX_EVENTS_PER_REQUEST]:
             self._apply(event, capture, match, out)
         return out
 

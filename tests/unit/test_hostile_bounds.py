@@ -135,3 +135,22 @@ def test_the_lrs_password_can_come_from_the_environment(monkeypatch: pytest.Monk
     assert s.targets[0].password.get_secret_value() == "s3cret"
     with pytest.raises(ValueError, match="NOPE_X2 is not set"):
         settings.parse(base | {"xapi_lrs_password_env": "NOPE_X2"}, NAMES)
+
+
+def test_one_request_translates_a_bounded_number_of_events() -> None:
+    from support.fidelity import SEGMENT_B
+    from support.fidelity import Run
+    from support.fidelity import at
+    from support.fidelity import batch
+    from support.fidelity import seg
+    from xapitap.pipeline import MAX_EVENTS_PER_REQUEST
+
+    messages = [
+        seg("Video Content Playing", 0.01 * n, 0.01 * n, mid=f"m{n}", total=600)
+        for n in range(MAX_EVENTS_PER_REQUEST + 500)
+    ]
+    run = Run()
+    sent = run.post(SEGMENT_B, batch(messages, at(20)), 20.1)
+    assert len(sent.errors) == 500
+    assert all(f"over {MAX_EVENTS_PER_REQUEST} events" in e for e in sent.errors)
+    assert run.statements  # the first ones were translated

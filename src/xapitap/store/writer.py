@@ -25,6 +25,7 @@ MAX_EVENT_TYPE = 200  # characters of an event type's name that are kept
 # Unreadable requests kept at most (each with its reason, and its body when asked for);
 # beyond, they are only counted.
 MAX_REJECTS = 1_000
+MAX_REASON = 500  # characters of a reason that are kept (it may quote a value)
 
 
 class IntakeWriter:
@@ -100,7 +101,7 @@ class IntakeWriter:
                     (
                         stamp,
                         r.rule,
-                        r.reason,
+                        scrub(r.reason)[:MAX_REASON],
                         r.method,
                         r.url,
                         r.content_type,
@@ -116,7 +117,7 @@ class IntakeWriter:
                 "INSERT INTO quarantine (at, platform, rule, source_event_id, reason, json)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (stamp, p.platform, p.rule, p.source_event_id, scrub(reason), text)
+                    (stamp, p.platform, p.rule, p.source_event_id, scrub(reason)[:MAX_REASON], text)
                     for text, reason, p in quarantined
                 ],
             )
