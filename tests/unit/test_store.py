@@ -174,3 +174,21 @@ def test_pseudonym_key_is_made_once_and_private(tmp_path: Path) -> None:
     key = load_or_create_key(path)
     assert load_or_create_key(path) == key and len(key) == 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_read_model_gives_recent_statements_and_sessions(tmp_path: Path) -> None:
+    writer, _, reader = doors(tmp_path)
+    items = [(s, prov(s)) for s in statements()]
+    writer.add(items)
+    first = reader.statements_after(0, limit=3)
+    assert [s.id for s in first] == [s.id for s, _ in items[:3]]
+    rest = reader.statements_after(first[-1].seq)
+    assert [s.id for s in rest] == [s.id for s, _ in items[3:]]
+    # udemy/whole-session: two lectures, the second one started last.
+    sessions = reader.sessions()
+    assert [s.object_id.rsplit("/", 1)[-1] for s in sessions] == ["9002", "9001"]
+    watched = sessions[1]
+    assert watched.progress == 1.0 and watched.last_verb == VERBS["terminated"]
+    assert watched.played_segments and watched.statements == sum(
+        1 for s, _ in items if s.object.id == watched.object_id
+    )
