@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import threading
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
+import brotli
 import pytest
 from mitmproxy import exceptions
 from mitmproxy import http
@@ -16,7 +20,13 @@ from mitmproxy.test import tflow
 import golden
 from support.local import reading
 from support.local import stored
+from xapitap import addon as addon_module
 from xapitap.addon import XapiTap
+from xapitap.decoding import decompress
+from xapitap.matching import EndpointRule
+from xapitap.matching import HeaderLookup
+from xapitap.matching import Matcher
+from xapitap.pipeline import matcher as pipeline_matcher
 
 ADDON_SCRIPT = Path(__file__).resolve().parents[1] / "addons" / "xapitap.py"
 SEGMENT = golden.SEED / "udacity-course-video-watched.json"
@@ -191,3 +201,150 @@ def test_requests_held_for_a_full_queue_go_on_in_arrival_order(
         asyncio.run(scenario())
     finally:
         addon.intake = real_intake
+
+
+# Issue 14: bodies that must be read to be matched are read off the event loop.
+
+
+def encoded(f: http.HTTPFlow, raw: bytes, encoding: str) -> http.HTTPFlow:
+    """The flow with a body as sent on the wire (Request.make would encode it again)."""
+    f.request.headers["content-encoding"] = encoding
+    f.request.raw_content = raw
+    return f
+
+
+def _first_party(body: bytes, encoding: str) -> http.HTTPFlow:
+    return encoded(flow("POST", "https://t.example.org/v1/t", b""), body, encoding)
+
+
+def test_body_checks_run_in_a_worker_thread_while_the_loop_goes_on(
+    tap: tuple[XapiTap, taddons.context],
+) -> None:
+    addon, _ = tap
+    addon.running()
+    seen: dict[str, object] = {}
+
+    def slow_check(header: HeaderLookup, body: Callable[[], bytes]) -> bool:
+        seen["thread"] = threading.get_ident()
+        seen["body"] = body()
+        time.sleep(0.3)
+        return False
+
+    addon.matcher = Matcher(
+        [EndpointRule("shape", "segment", r"^/collect$", body_check=slow_check)]
+    )
+    f = encoded(
+        flow("POST", "https://first.example/collect", b""), gzip.compress(b'{"a": 1}'), "gzip"
+    )
+    before = f.request.get_state()
+
+    async def scenario() -> tuple[int, int]:
+        waiting = addon.request(f)
+        assert waiting is not None and not seen  # the hook itself read nothing
+        task = asyncio.create_task(waiting)
+        ticks = 0
+        while not task.done():
+            await asyncio.sleep(0.01)
+            ticks += 1
+        await task
+        return threading.get_ident(), ticks
+
+    loop_thread, ticks = asyncio.run(scenario())
+    assert seen["thread"] != loop_thread
+    assert seen["body"] == b'{"a": 1}'  # decoded, in that thread
+    assert ticks >= 10  # the loop went on during the 0.3 s check
+    assert f.request.get_state() == before and f.response is None
+
+
+def test_a_brotli_bomb_on_a_first_party_host_is_decoded_off_the_loop(
+    tap: tuple[XapiTap, taddons.context], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    addon, _ = tap
+    addon.running()
+    threads: list[int] = []
+
+    def spying(body: bytes, encoding: str | None, max_bytes: int) -> bytes:
+        threads.append(threading.get_ident())
+        return decompress(body, encoding, max_bytes)
+
+    monkeypatch.setattr(addon_module, "decompress", spying)
+    c = brotli.Compressor(quality=3)
+    bomb = b"".join(c.process(b" " * (16 << 20)) for _ in range(64)) + c.finish()  # 1 GiB
+    f = _first_party(bomb, "br")
+    before = f.request.get_state()
+
+    async def scenario() -> int:
+        started = time.perf_counter()
+        waiting = addon.request(f)
+        assert time.perf_counter() - started < 0.05 and not threads  # nothing decoded yet
+        assert waiting is not None
+        await waiting
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert threads and loop_thread not in threads
+    assert f.request.get_state() == before and f.response is None  # passed through untouched
+    assert addon.intake is not None and addon.intake.has_room()
+    with reading(tmp_path / "s.sqlite3") as reader:
+        assert reader.count_statements() == 0
+
+
+def test_first_party_segment_is_matched_in_a_thread_and_stored(
+    tap: tuple[XapiTap, taddons.context], tmp_path: Path
+) -> None:
+    addon, tctx = tap
+    tctx.configure(addon, xapi_answer_locally=True)
+    addon.running()
+    f = _first_party(gzip.compress(SEGMENT.read_bytes()), "gzip")
+    before = f.request.get_state()
+    waiting = addon.request(f)
+    assert waiting is not None and f.response is None  # not answered before it is matched
+    asyncio.run(waiting)
+    assert f.request.get_state() == before
+    assert f.response is not None and f.response.headers["x-xapitap"] == "answered-locally"
+    with reading(tmp_path / "s.sqlite3") as reader:
+        assert reader.count_statements() == 3
+
+
+def test_requests_that_need_no_body_never_leave_the_loop(
+    tap: tuple[XapiTap, taddons.context], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other traffic costs a set lookup and the host/path checks; host-bound rules match
+    without reading the body; neither goes to a thread."""
+    addon, _ = tap
+    addon.running()
+
+    def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("went to a thread")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_thread)
+    for method, url in [
+        ("GET", "https://www.udemy.com/course/x"),
+        ("POST", "https://example.org/api/cart"),
+        ("POST", "https://t.example.org/v2/other"),
+    ]:
+        assert addon.request(flow(method, url, b'{"type":"track","writeKey":"k"}')) is None
+    waiting = addon.request(flow("POST", "https://api.segment.io/v1/t", SEGMENT.read_bytes()))
+    assert waiting is not None
+    asyncio.run(waiting)
+
+
+def test_candidates_settle_as_match_does() -> None:
+    m = pipeline_matcher()
+    segment = b'{"type":"track","writeKey":"k"}'
+    video = b'{"ctVersion":"1","action":"video play"}'
+    for host, path, body, rule in [
+        ("api.segment.io", "/v1/t", b"", "segment.api"),
+        ("t.example.org", "/v1/t", segment, "segment.first-party"),
+        ("t.example.org", "/v1/t", b"{}", None),
+        ("www.udemy.com", "/api-2.0/ecl", b"[]", "udemy.ecl"),
+        ("www.udemy.com", "/anything", video, "udemy.video-controls"),
+        ("example.org", "/x", segment, None),
+    ]:
+        found = m.candidates("POST", host, path)
+        settled = found.settle({}.get, lambda b=body: b) if found else None  # type: ignore[misc]
+        direct = m.match("POST", host, path, {}.get, lambda b=body: b)  # type: ignore[misc]
+        assert settled == direct
+        assert (settled.rule.name if settled else None) == rule
+        if rule in ("segment.api", "udemy.ecl"):
+            assert found is not None and not found.needs_body

@@ -30,6 +30,7 @@ from xapitap.capture import Capture
 from xapitap.decoding import DecodeError
 from xapitap.decoding import decompress
 from xapitap.intake import Intake
+from xapitap.matching import Candidates
 from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import Pipeline
@@ -155,6 +156,11 @@ class XapiTap:
             self._lock = None
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        """Match the request, on the event loop only where no body must be read.
+
+        Rules for any host (a first-party Segment proxy, anything on udemy.com) tell analytics
+        by the body, and decoding a body can be costly (brotli, a bomb): those requests are
+        settled in a worker thread, while the loop goes on with other traffic."""
         if self.matcher is None or self.intake is None or self.settings is None:
             return None
         req = flow.request
@@ -163,17 +169,29 @@ class XapiTap:
             return None
         if req.method not in self.matcher.methods:
             return None  # most traffic ends here, at the cost of one set lookup
-        match = self.matcher.match(
-            req.method,
-            req.pretty_host.lower(),
-            req.path.split("?", 1)[0],
-            req.headers.get,
-            _body_reader(req, self.settings.max_body_bytes),
+        found = self.matcher.candidates(
+            req.method, req.pretty_host.lower(), req.path.split("?", 1)[0]
         )
-        if match is None:
-            return None
-        if self.settings.answer_locally and flow.live and flow.response is None:
-            flow.response = answers.answer(req)
+        if found is None:
+            return None  # the rest of it here, after one host/path check per rule
+        if found.needs_body:
+            return self._settle(flow, found, self.settings.max_body_bytes)
+        return self._accept(flow, found.matches[0])
+
+    async def _settle(self, flow: http.HTTPFlow, found: Candidates, max_bytes: int) -> None:
+        """Run the body checks in a worker thread, on copies of what they read."""
+        headers = flow.request.headers.copy()
+        body = _body_reader(flow.request.raw_content, headers.get("content-encoding"), max_bytes)
+        match = await asyncio.to_thread(found.settle, headers.get, body)
+        if match is not None:
+            waiting = self._accept(flow, match)
+            if waiting is not None:
+                await waiting
+
+    def _accept(self, flow: http.HTTPFlow, match: RuleMatch) -> Coroutine[Any, Any, None] | None:
+        """An analytics request: answer it if asked to, then queue a copy of it."""
+        if self.settings and self.settings.answer_locally and flow.live and flow.response is None:
+            flow.response = answers.answer(flow.request)
         capture = _capture(flow)
         if capture is None:
             log.warning("%s request body was streamed, not captured", match.rule.name)
@@ -254,16 +272,21 @@ def _restart_needed(old: opts.Settings | None, new: opts.Settings) -> bool:
     return at_start(old) != at_start(new)
 
 
-def _body_reader(req: http.Request, max_bytes: int) -> Callable[[], bytes]:
+def _body_reader(raw: bytes | None, encoding: str | None, max_bytes: int) -> Callable[[], bytes]:
+    """The body as body checks see it, decoded once when first asked for. Where it cannot be
+    decoded within the cap (too large, corrupt, a bomb), the checks see it as sent: the
+    pipeline refuses such bodies anyway."""
     cache: list[bytes] = []
 
     def body() -> bytes:
         if not cache:
-            raw = req.raw_content or b""
+            data = raw or b""
             try:
-                cache.append(decompress(raw, req.headers.get("content-encoding"), max_bytes))
+                cache.append(
+                    decompress(data, encoding, max_bytes) if len(data) <= max_bytes else data
+                )
             except DecodeError:
-                cache.append(raw)
+                cache.append(data)
         return cache[0]
 
     return body

@@ -2,6 +2,8 @@
 
 Matching runs in the proxy hook for every request, so the common case (a request that is no
 analytics call) must cost almost nothing: a method check, then one host/path check per rule.
+Rules that need the body (`body_check`) are settled apart (`Matcher.candidates`, then
+`Candidates.settle`), so that the proxy can decode the body away from its event loop.
 """
 
 from __future__ import annotations
@@ -50,6 +52,27 @@ class RuleMatch:
     params: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The rules whose method, host and path fit a request, in rule order, up to and with the
+    first that needs no body check: the request matches the first of these whose body check
+    (if any) passes. Unless `needs_body`, that is the first, whatever the body."""
+
+    matches: tuple[RuleMatch, ...]
+
+    @property
+    def needs_body(self) -> bool:
+        """Whether a body check must run (decoding the body: not on the event loop)."""
+        return self.matches[0].rule.body_check is not None
+
+    def settle(self, header: HeaderLookup, body: Callable[[], bytes]) -> RuleMatch | None:
+        for match in self.matches:
+            check = match.rule.body_check
+            if check is None or check(header, body):
+                return match
+        return None
+
+
 def host_glob(pattern: str) -> str:
     """A host glob (`*.example.org`) as a regular expression."""
     return fnmatch.translate(pattern.strip().lower())
@@ -86,11 +109,12 @@ class Matcher:
         """The methods any rule matches; other requests need no further look."""
         return self._methods
 
-    def match(
-        self, method: str, host: str, path: str, header: HeaderLookup, body: Callable[[], bytes]
-    ) -> RuleMatch | None:
+    def candidates(self, method: str, host: str, path: str) -> Candidates | None:
+        """The rules a request may match, judged without its body (cheap: no rule fits most
+        requests, and then this is a set lookup and one host/path check per rule)."""
         if method not in self._methods:
             return None
+        found: list[RuleMatch] = []
         for rule in self._rules:
             if method not in rule.methods:
                 continue
@@ -99,7 +123,14 @@ class Matcher:
             m = rule.path_re.search(path)
             if m is None:
                 continue
-            if rule.body_check is not None and not rule.body_check(header, body):
-                continue
-            return RuleMatch(rule, m.groupdict())
-        return None
+            found.append(RuleMatch(rule, m.groupdict()))
+            if rule.body_check is None:
+                break  # this one matches whatever the body: later rules never get a say
+        return Candidates(tuple(found)) if found else None
+
+    def match(
+        self, method: str, host: str, path: str, header: HeaderLookup, body: Callable[[], bytes]
+    ) -> RuleMatch | None:
+        """The rule a request matches, running body checks (and so decoding) as needed."""
+        found = self.candidates(method, host, path)
+        return None if found is None else found.settle(header, body)

@@ -29,7 +29,9 @@ def headers_of(request: requests.PreparedRequest) -> list[tuple[str, str]]:
 
 def test_unmatched_and_malformed_traffic_pass_through_byte_identical(tmp_path: Path) -> None:
     with Upstream(tls_dir=tmp_path) as upstream:
-        proxy = Mitmdump(tmp_path, "--set", "ssl_insecure=true")
+        proxy = Mitmdump(
+            tmp_path, "--set", "ssl_insecure=true", "--set", "xapi_keep_unreadable=true"
+        )
         with proxy:
             sent = []
             for path, body in [
@@ -62,7 +64,8 @@ def test_unmatched_and_malformed_traffic_pass_through_byte_identical(tmp_path: P
     try:
         (reject,) = store.rejects()
         assert reject.rule == "segment.first-party" and "invalid JSON" in reject.reason
-        assert reject.body == MALFORMED  # kept, so it can be looked at and re-read later
+        # Kept when asked for, so it can be looked at and re-read later; scrubbed even then.
+        assert reject.body == MALFORMED.replace(b'"writeKey":"WK"', b'"writeKey":"redacted"')
         assert store.counters()["errors"] == 1
         # the well-formed event still counts: its session, played, paused, terminated at stop
         assert store.count_statements() == 4
