@@ -55,9 +55,12 @@ class Privacy:
         return origin, self.pseudonymizer.name(platform, id_kind, user_id)
 
     def event_id(self, source_event_id: str) -> str:
-        """The event id to publish: a platform's own id as it is, a hash of raw content
-        (`sha256:…`, see platforms.base.raw_event_id) keyed with the study key."""
-        if source_event_id.startswith(COMPUTED_ID_PREFIX):
+        """The event id to publish: a platform's own id as it is; a hash of raw content
+        (`sha256:…`, see platforms.base.raw_event_id), or an id holding an e-mail, keyed
+        with the study key."""
+        if source_event_id.startswith(COMPUTED_ID_PREFIX) or scrub(source_event_id) != (
+            source_event_id
+        ):  # (a platform's id with an e-mail in it is keyed too: scrubbed, two could clash)
             return self.pseudonymizer.event_id(source_event_id)
         return source_event_id
 

@@ -58,7 +58,8 @@ VIDEO_EVENT = EndpointRule(
 VIDEO_PROGRESS = EndpointRule(
     "coursera.video-progress",
     NAME,
-    r"^/api/onDemandVideoProgresses\.v1/(?P<progress>[^/]+)/?$",
+    # <userId>~<courseId>~<videoTrackingId>: the user id is named, so nothing keeps it.
+    r"^/api/onDemandVideoProgresses\.v1/(?P<user>[^/~]+)~[^/]*/?$",
     hosts=_HOSTS,
     methods=frozenset({"PUT", "POST"}),
 )

@@ -243,9 +243,9 @@ def _interaction(i: ev.Interaction | None) -> tuple[dict[str, Any], dict[str, An
     if i is None:
         return result, ext
     if i.quality is not None:
-        ext[v.QUALITY] = i.quality
+        ext[v.QUALITY] = scrub(i.quality)
     if i.speed is not None:
-        ext[v.SPEED] = i.speed
+        ext[v.SPEED] = scrub(i.speed)
     if i.volume is not None:
         ext[v.VOLUME] = seconds(i.volume)
     if i.full_screen is not None:
@@ -254,5 +254,5 @@ def _interaction(i: ev.Interaction | None) -> tuple[dict[str, Any], dict[str, An
         result[v.CC_ENABLED] = i.cc_enabled
         ext[v.CC_SUBTITLE_ENABLED] = i.cc_enabled
     if i.cc_language is not None:
-        ext[v.CC_LANG] = i.cc_language
+        ext[v.CC_LANG] = scrub(i.cc_language)
     return result, ext
