@@ -126,6 +126,10 @@ def _run(args: argparse.Namespace, store: Path, passthrough: list[str]) -> int:
         # Connect upstream only when a request needs it, so that local answers work offline.
         "--set",
         "connection_strategy=lazy",
+        # mitmdump prints every request's URL (user ids in paths, tokens in queries): not
+        # unless asked for (`--set flow_detail=1`).
+        "--set",
+        "flow_detail=0",
         "-s",
         str(SCRIPT.resolve()),
         "--set",
