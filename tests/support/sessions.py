@@ -3,18 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
+from xapitap.events import Activity
 from xapitap.events import Kind
 from xapitap.events import VideoEvent
 from xapitap.player import decide
 from xapitap.player import end
 from xapitap.session import VideoSessions
 from xapitap.xapi import models as m
+from xapitap.xapi import vocab as v
 from xapitap.xapi.translate import Emitted
 from xapitap.xapi.translate import Policy
 from xapitap.xapi.translate import render
 
 ACTOR = m.Agent(account=m.Account(homePage="https://www.example.org", name="p1"))
+T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def video_event(kind: Kind, at: float, **kw: object) -> VideoEvent:
+    """An event of one learner's video, `at` seconds after T0."""
+    return VideoEvent(
+        platform="test",
+        platform_name="Test",
+        origin="https://www.example.org",
+        rule="test.rule",
+        source_event_id=f"e-{kind}-{at}",
+        kind=kind,
+        timestamp=T0 + timedelta(seconds=at),
+        user_ref="u1",
+        user_ref_kind="userId",
+        video=Activity(id="https://www.example.org/v/1", type=v.VIDEO_TYPE),
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def run_events(

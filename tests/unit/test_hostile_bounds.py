@@ -7,14 +7,13 @@ import stat
 import time
 from datetime import UTC
 from datetime import datetime
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from support.sessions import run_events
+from support.sessions import video_event
 from xapitap import settings
-from xapitap.events import Activity
 from xapitap.events import Kind
 from xapitap.events import VideoEvent
 from xapitap.platforms import NAMES
@@ -76,20 +75,7 @@ def test_played_segments_stay_bounded_and_never_claim_more() -> None:
 
 
 def event(kind: Kind, at: float, **kw: object) -> VideoEvent:
-    return VideoEvent(
-        platform="test",
-        platform_name="Test",
-        origin="https://www.example.org",
-        rule="test.rule",
-        source_event_id=f"e-{kind}-{at}",
-        kind=kind,
-        timestamp=T0 + timedelta(seconds=at),
-        user_ref="u1",
-        user_ref_kind="userId",
-        video=Activity(id="https://www.example.org/v/1", type=v.VIDEO_TYPE),
-        length=100.0,
-        **kw,  # type: ignore[arg-type]
-    )
+    return video_event(kind, at, length=100.0, **kw)
 
 
 def test_store_files_are_private(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from support.sessions import run_events
-from xapitap.events import Activity
+from support.sessions import video_event
 from xapitap.events import Kind
 from xapitap.events import VideoEvent
 from xapitap.ids import v4_shaped
@@ -25,23 +25,7 @@ from xapitap.xapi import models as m
 from xapitap.xapi import vocab as v
 from xapitap.xapi.translate import format_timestamp
 
-T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def event(kind: Kind, at: float, **kw: object) -> VideoEvent:
-    return VideoEvent(
-        platform="test",
-        platform_name="Test",
-        origin="https://www.example.org",
-        rule="test.rule",
-        source_event_id=f"e-{kind}-{at}",
-        kind=kind,
-        timestamp=T0 + timedelta(seconds=at),
-        user_ref="u1",
-        user_ref_kind="userId",
-        video=Activity(id="https://www.example.org/v/1", type=v.VIDEO_TYPE),
-        **kw,  # type: ignore[arg-type]
-    )
+event = video_event
 
 
 def test_v4_shaped_ids_are_deterministic_v4_uuids() -> None:

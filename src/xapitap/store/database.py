@@ -208,3 +208,14 @@ class Database:
 
     def close(self) -> None:
         self._db.close()
+
+
+class Door:
+    """One role's way into the store: its own connection (one per thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = Database(path)
+        self.path = path
+
+    def close(self) -> None:
+        self._db.close()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from xapitap.privacy import scrub
-from xapitap.store.database import Database
+from xapitap.store.database import Door
 from xapitap.store.database import now
 from xapitap.store.records import Route
 
@@ -19,14 +18,7 @@ class Queued:
     json: str
 
 
-class Outbox:
-    def __init__(self, path: Path) -> None:
-        self._db = Database(path)
-        self.path = path
-
-    def close(self) -> None:
-        self._db.close()
-
+class Outbox(Door):
     def pending(self, target: str, limit: int, max_bytes: int) -> list[Queued]:
         """The oldest queued statements: at most `limit` of them and about `max_bytes` of
         JSON, but always at least one."""

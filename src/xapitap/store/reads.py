@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from xapitap.accounting import Fate
-from xapitap.store.database import Database
+from xapitap.store.database import Door
 from xapitap.store.records import AccountRow
 from xapitap.store.records import DeadLetter
 from xapitap.store.records import Quarantined
@@ -32,14 +31,7 @@ class SessionSummary:
     played_segments: str | None
 
 
-class ReadModel:
-    def __init__(self, path: Path) -> None:
-        self._db = Database(path)
-        self.path = path
-
-    def close(self) -> None:
-        self._db.close()
-
+class ReadModel(Door):
     def count_statements(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM statements").fetchone()[0])
 

@@ -6,11 +6,10 @@ from collections import Counter
 from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 
 from xapitap.accounting import Tally
 from xapitap.privacy import scrub
-from xapitap.store.database import Database
+from xapitap.store.database import Door
 from xapitap.store.database import now
 from xapitap.store.records import Provenance
 from xapitap.store.records import Reject
@@ -28,14 +27,7 @@ MAX_REJECTS = 1_000
 MAX_REASON = 500  # characters of a reason that are kept (it may quote a value)
 
 
-class IntakeWriter:
-    def __init__(self, path: Path) -> None:
-        self._db = Database(path)
-        self.path = path
-
-    def close(self) -> None:
-        self._db.close()
-
+class IntakeWriter(Door):
     def add(
         self,
         items: Iterable[tuple[Statement, Provenance]],
