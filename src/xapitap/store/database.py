@@ -130,10 +130,16 @@ def now() -> str:
 
 def _private(path: Path) -> None:
     """The store holds learner data: owner-only (SQLite gives its -wal and -shm files the
-    database file's mode)."""
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-    with suppress(PermissionError):  # another user's store, opened to read
-        os.chmod(path, 0o600)
+    database file's mode).
+
+    An existing file is never opened here: closing any descriptor of a database file drops
+    every POSIX lock this process holds on it, under the other connections' feet."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            with suppress(PermissionError):  # another user's store, opened to read
+                os.chmod(path, 0o600)
 
 
 class Database:
@@ -152,7 +158,20 @@ class Database:
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"cannot open the store {path}: {e}") from e
 
+    def _current(self) -> bool:
+        """Whether the schema is this version's already (then opening writes nothing, so a
+        reader never waits for the proxy's writes)."""
+        has_meta = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return False
+        found = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        return found is not None and found[0] == str(SCHEMA_VERSION)
+
     def _migrate(self) -> None:
+        if self._current():
+            return
         with self.transaction():
             for ddl in _SCHEMA.split(";"):
                 if ddl.strip():  # executescript() would commit on its own
