@@ -437,49 +437,25 @@ def clean_text(s: str) -> str:
 def normalise(doc: Any) -> Any:
     """Apply the nesting and string bounds to a decoded document, in place where it can.
 
-    One pass, without recursion: every container and string is looked at once. (The checks
-    of `_dirty` are written out here: this loop sees every value of every body.)"""
+    One pass, without recursion: every container and string is looked at once."""
     if isinstance(doc, str):
         return clean_text(doc)
     if not isinstance(doc, list | dict):
         return doc
     stack: list[tuple[Any, int]] = [(doc, 1)]
-    pop, push, search, limit = stack.pop, stack.append, _SURROGATE.search, MAX_STRING_CHARS
     while stack:
-        node, depth = pop()
+        node, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise DecodeError(f"nested deeper than {MAX_DEPTH} levels")
-        depth += 1
-        if type(node) is dict:
-            for key in node:
-                if type(key) is str and (
-                    len(key) > limit or "\0" in key or (not key.isascii() and search(key))
-                ):
-                    items = list(node.items())
-                    node.clear()
-                    node.update((clean_text(k) if type(k) is str else k, v) for k, v in items)
-                    break
-            for key, value in node.items():
-                kind = type(value)
-                if kind is str:
-                    if (
-                        len(value) > limit
-                        or "\0" in value
-                        or (not value.isascii() and search(value))
-                    ):
-                        node[key] = clean_text(value)  # a new value, not a new key
-                elif kind is dict or kind is list:
-                    push((value, depth))
-        else:
-            for i, value in enumerate(node):
-                kind = type(value)
-                if kind is str:
-                    if (
-                        len(value) > limit
-                        or "\0" in value
-                        or (not value.isascii() and search(value))
-                    ):
-                        node[i] = clean_text(value)
-                elif kind is dict or kind is list:
-                    push((value, depth))
+        if type(node) is dict and any(type(k) is str and _dirty(k) for k in node):
+            items = list(node.items())
+            node.clear()
+            node.update((clean_text(k) if type(k) is str else k, v) for k, v in items)
+        # Replacing a value (never a key) while iterating is allowed.
+        for key, value in node.items() if type(node) is dict else enumerate(node):
+            if type(value) is str:
+                if _dirty(value):
+                    node[key] = clean_text(value)
+            elif type(value) is dict or type(value) is list:
+                stack.append((value, depth + 1))
     return doc

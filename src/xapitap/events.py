@@ -90,8 +90,6 @@ class VideoEvent(BaseModel):
     # Whether the platform can report seeks at all; where it cannot, a first interval of
     # playback is only believed at 1x (a drag would look the same).
     reports_seeks: bool = True
-    # The playback rate, where the traffic says it.
-    rate: float | None = Field(default=None, gt=0)
     # Segment: `playback` or `content` level; their positions and lengths differ by ads.
     level: str | None = None
     # False when the event names no asset of its own (its activity is a guess from the page):

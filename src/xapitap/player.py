@@ -195,8 +195,6 @@ class _Decider:
                 return [], "older than the session's last report"
             self.t = s.at
         pos = self._position()
-        if e.rate is not None:
-            s.reported_rate = e.rate
         if e.platform_completed or e.kind is Kind.COMPLETED:
             s.platform_completed = True
         if not s.initialized:

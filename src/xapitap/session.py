@@ -75,6 +75,9 @@ class VideoSessions:
         self._max = max_sessions
         # Least recently seen first, so that idle sessions are found at the front.
         self._sessions: OrderedDict[_Key, VideoSession] = OrderedDict()
+        # Each actor's open sessions (ordered, so every process ends them in one order): an
+        # event looks at its actor's sessions only, never at all of them.
+        self._by_actor: dict[str, dict[_Key, None]] = {}
         # When each recently ended session ended (event time): late events for it are stale.
         self._ended: OrderedDict[_Key, datetime] = OrderedDict()
 
@@ -114,13 +117,9 @@ class VideoSessions:
         - an event that names no platform session (a lecture API's "ended") joins the
           actor's open session of this video."""
         if not event.asset_known and event.session_key:
-            same = [
-                s for k, s in self._sessions.items() if k[0] == actor and k[2] == event.session_key
-            ]
+            same = [s for s in self._of(actor) if s.key[2] == event.session_key]
         elif not event.session_key:
-            same = [
-                s for k, s in self._sessions.items() if k[0] == actor and k[1] == event.video.id
-            ]
+            same = [s for s in self._of(actor) if s.key[1] == event.video.id]
         else:
             return None
         return max(same, key=lambda s: (s.last_seen, s.session_id), default=None)
@@ -137,7 +136,11 @@ class VideoSessions:
             key, session_id, actor, actor_home or event.origin, event, event, seen_at
         )
         self._sessions[key] = session
+        self._by_actor.setdefault(actor, {})[key] = None
         return session
+
+    def _of(self, actor: str) -> list[VideoSession]:
+        return [self._sessions[k] for k in self._by_actor.get(actor, ())]
 
     def _end_others(self, session: VideoSession, event: VideoEvent) -> list[VideoSession]:
         """Playing another video ends the actor's sessions of other videos in the same
@@ -145,17 +148,18 @@ class VideoSessions:
         than what those sessions last saw (a late report)."""
         actor, video, platform_session = session.key
         others = [
-            k
-            for k, s in self._sessions.items()
-            if k[0] == actor
-            and k[1] != video
-            and k[2] == platform_session
-            and event.timestamp >= s.last_time
+            s.key
+            for s in self._of(actor)
+            if s.key[1] != video and s.key[2] == platform_session and event.timestamp >= s.last_time
         ]
         return [self._pop(k, ended_at=event.timestamp) for k in others]
 
     def _pop(self, key: _Key, ended_at: datetime | None = None) -> VideoSession:
         session = self._sessions.pop(key)
+        keys = self._by_actor[key[0]]
+        del keys[key]
+        if not keys:
+            del self._by_actor[key[0]]
         self._remember_end(key, ended_at or session.last_time)
         return session
 
@@ -184,4 +188,5 @@ class VideoSessions:
         """End every session (the proxy stops)."""
         ended = list(self._sessions.values())
         self._sessions.clear()
+        self._by_actor.clear()
         return ended

@@ -18,6 +18,7 @@ from xapitap.privacy import ActorMode
 from xapitap.targets import Target
 from xapitap.targets import load_targets
 from xapitap.validation import describe
+from xapitap.validation import did_you_mean
 
 # name: (type, default, help). Names are a contract: scripts and config.yaml files use them.
 OPTIONS: dict[str, tuple[type, object, str]] = {
@@ -200,10 +201,9 @@ def _hosts(entries: Sequence[str], platforms: set[str]) -> dict[str, list[str]]:
         if not sep or not host or not platform:
             raise ValueError(f"xapi_hosts entry {entry!r} is not PLATFORM=HOST-GLOB")
         if platform not in platforms:
-            close = difflib.get_close_matches(platform, sorted(platforms), n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
+            hint = did_you_mean(platform, platforms)
             known = ", ".join(sorted(platforms))
-            raise ValueError(f"xapi_hosts entry {entry!r}: unknown platform{hint} (known: {known})")
+            raise ValueError(f"xapi_hosts entry {entry!r}: unknown platform{hint}; known: {known}")
         hosts.setdefault(platform, []).append(host)
     return hosts
 

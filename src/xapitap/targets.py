@@ -15,7 +15,6 @@ single-target options `xapi_lrs_*` make one target named "default".
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from collections.abc import Iterable
@@ -35,6 +34,7 @@ from pydantic import field_validator
 from pydantic import model_validator
 
 from xapitap.validation import describe
+from xapitap.validation import did_you_mean
 from xapitap.xapi.vocab import VERBS
 
 
@@ -73,7 +73,7 @@ class Target(BaseModel):
         iris = set(VERBS.values())
         unknown = sorted(v for v in value if v not in VERBS and v not in iris)
         if unknown:
-            hints = [_did_you_mean(v, VERBS) for v in unknown]
+            hints = [did_you_mean(v, VERBS) for v in unknown]
             raise ValueError(f"unknown verbs {unknown}{''.join(hints)}; known: {sorted(VERBS)}")
         return frozenset(VERBS.get(v, v) for v in value)
 
@@ -86,7 +86,7 @@ class Target(BaseModel):
         if value is not None and known is not None:
             unknown = sorted(p for p in value if p not in known)
             if unknown:
-                hints = [_did_you_mean(p, known) for p in unknown]
+                hints = [did_you_mean(p, known) for p in unknown]
                 raise ValueError(
                     f"unknown platforms {unknown}{''.join(hints)}; known: {sorted(known)}"
                 )
@@ -121,11 +121,6 @@ class Target(BaseModel):
     def checked(cls, known_platforms: Iterable[str], **fields: Any) -> Target:
         """A target whose platform names are checked against `known_platforms`."""
         return cls.model_validate(fields, context={"platforms": frozenset(known_platforms)})
-
-
-def _did_you_mean(word: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class _File(BaseModel):

@@ -8,9 +8,6 @@ tests/fixtures/golden/<platform>/.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
-
 from xapitap.matching import EndpointRule
 from xapitap.platforms import coursera
 from xapitap.platforms import segment
@@ -41,15 +38,3 @@ def reader_of(rule: EndpointRule) -> Platform:
 def carrier(name: str) -> str:
     """The platform whose rules carry `name`'s events (itself, for most)."""
     return BY_NAME[name].carried_by or name
-
-
-def check_names(names: Iterable[str], where: str) -> None:
-    """ValueError naming every unknown platform, with "did you mean" where one is close."""
-    problems = []
-    for name in names:
-        if name not in BY_NAME:
-            close = difflib.get_close_matches(name, NAMES, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            problems.append(f"unknown platform {name!r} in {where}{hint}")
-    if problems:
-        raise ValueError("; ".join(problems) + f"; known: {', '.join(NAMES)}")
