@@ -9,11 +9,19 @@ is decided in player.py.
 
 Everything here is ordered (dicts, never sets) and ties are broken by session id, so the same
 events give the same sessions in every process.
+
+The state can be kept in a store and carried over to another process (session_codec.py):
+with `track_changes`, `take_changes` says what changed since it was last called, and
+`VideoSessions.restore` rebuilds sessions that behave exactly as the ones that were stored,
+orders included. The orders that decide what ends first (least recently routed to, each
+actor's sessions by opening, the ended memory's oldest) are kept as places in one counter
+rather than as times, so that they restore exactly.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -27,9 +35,9 @@ from xapitap.player import PlayerState
 
 DEFAULT_IDLE_TIMEOUT = timedelta(minutes=30)
 DEFAULT_MAX_SESSIONS = 10_000
-_MAX_ENDED = 10_000  # ended sessions remembered, so that their late events open nothing
+DEFAULT_MAX_ENDED = 10_000  # ended sessions remembered, so that their late events open nothing
 
-_Key = tuple[str, str, str]  # actor, video, platform session
+SessionKey = tuple[str, str, str]  # actor, video, platform session
 # Events that say the learner is playing this video now.
 _PLAY_KINDS = frozenset({Kind.PLAYED, Kind.PROGRESS, Kind.WATCHED})
 # Events that end something: one for a session that has ended is a late report of it.
@@ -38,7 +46,7 @@ _CLOSING_KINDS = frozenset({Kind.PAUSED, Kind.COMPLETED, Kind.TERMINATED})
 
 @dataclass
 class VideoSession:
-    key: _Key
+    key: SessionKey
     session_id: str
     actor: str  # the account name (a pseudonym, by default)
     actor_home: str  # the account's homePage
@@ -46,11 +54,57 @@ class VideoSession:
     last_event: VideoEvent  # what statements the session itself makes are attributed to
     last_seen: datetime  # on the proxy's clock
     state: PlayerState = field(default_factory=PlayerState)
+    # Places in VideoSessions' order counter: when the session opened (an actor's sessions
+    # are ended in that order) and when it was last routed to (idle ones expire in that order).
+    created: int = 0
+    touched: int = 0
 
     @property
     def last_time(self) -> datetime:
         """The latest event time in the session."""
         return self.state.last_at or self.last_event.timestamp
+
+
+@dataclass(frozen=True)
+class EndedSession:
+    """A recently ended session, remembered so that its late events open nothing."""
+
+    key: SessionKey
+    at: datetime  # when it ended (event time)
+    order: int  # its place in the memory, which forgets the lowest first
+
+
+@dataclass(frozen=True)
+class SessionCounters:
+    """The counters a restored VideoSessions goes on from."""
+
+    next_order: int
+
+
+@dataclass(frozen=True)
+class SessionChanges:
+    """What changed since the last `take_changes`: rows to upsert and keys to delete.
+
+    `open` holds the live sessions (encode them before routing the next event).
+    """
+
+    open: list[VideoSession]
+    closed: list[SessionKey]
+    ended: list[EndedSession]
+    forgotten: list[SessionKey]
+    counters: SessionCounters
+
+    def __bool__(self) -> bool:
+        return bool(self.open or self.closed or self.ended or self.forgotten)
+
+
+@dataclass
+class _ChangeLog:
+    """Keys whose rows may differ from the store's; what they became is read at take time
+    (the pipeline changes a session's state after routing to it)."""
+
+    sessions: dict[SessionKey, None] = field(default_factory=dict)
+    ended: dict[SessionKey, None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -70,16 +124,77 @@ class VideoSessions:
         self,
         idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
+        *,
+        max_ended: int = DEFAULT_MAX_ENDED,
+        track_changes: bool = False,
     ) -> None:
         self.idle_timeout = idle_timeout
         self._max = max_sessions
+        self._max_ended = max_ended
         # Least recently seen first, so that idle sessions are found at the front.
-        self._sessions: OrderedDict[_Key, VideoSession] = OrderedDict()
+        self._sessions: OrderedDict[SessionKey, VideoSession] = OrderedDict()
         # Each actor's open sessions (ordered, so every process ends them in one order): an
         # event looks at its actor's sessions only, never at all of them.
-        self._by_actor: dict[str, dict[_Key, None]] = {}
+        self._by_actor: dict[str, dict[SessionKey, None]] = {}
         # When each recently ended session ended (event time): late events for it are stale.
-        self._ended: OrderedDict[_Key, datetime] = OrderedDict()
+        self._ended: OrderedDict[SessionKey, EndedSession] = OrderedDict()
+        self._next_order = 0
+        # Off by default: nothing accumulates for callers that never take changes.
+        self._changes = _ChangeLog() if track_changes else None
+
+    @classmethod
+    def restore(
+        cls,
+        sessions: Iterable[VideoSession],
+        ended: Iterable[EndedSession],
+        counters: SessionCounters,
+        idle_timeout: timedelta = DEFAULT_IDLE_TIMEOUT,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        *,
+        max_ended: int = DEFAULT_MAX_ENDED,
+        track_changes: bool = False,
+    ) -> VideoSessions:
+        """Sessions that behave exactly as those whose state this is (rows in any order),
+        given the same limits."""
+        restored = cls(idle_timeout, max_sessions, max_ended=max_ended, track_changes=track_changes)
+        opened = sorted(sessions, key=lambda s: s.touched)
+        remembered = sorted(ended, key=lambda e: e.order)
+        restored._sessions.update((s.key, s) for s in opened)
+        restored._ended.update((e.key, e) for e in remembered)
+        if len(restored._sessions) < len(opened) or len(restored._ended) < len(remembered):
+            raise ValueError("session state holds a key twice")
+        for s in sorted(opened, key=lambda s: s.created):
+            restored._by_actor.setdefault(s.key[0], {})[s.key] = None
+        # Never behind a stored order, even if the counters were not stored with them.
+        orders = [o for s in opened for o in (s.created, s.touched)] + [e.order for e in remembered]
+        restored._next_order = max([counters.next_order, *(o + 1 for o in orders)])
+        return restored
+
+    def take_changes(self) -> SessionChanges:
+        """What changed since the last call (or the start): the store's next upserts and
+        deletes. Needs `track_changes`."""
+        log = self._changes
+        if log is None:
+            raise RuntimeError("take_changes needs VideoSessions(track_changes=True)")
+        self._changes = _ChangeLog()
+        sessions, ended = self._sessions, self._ended
+        return SessionChanges(
+            open=[sessions[k] for k in log.sessions if k in sessions],
+            closed=[k for k in log.sessions if k not in sessions],
+            ended=[ended[k] for k in log.ended if k in ended],
+            forgotten=[k for k in log.ended if k not in ended],
+            counters=SessionCounters(self._next_order),
+        )
+
+    def snapshot(self) -> SessionChanges:
+        """All of the state as changes (a store written from nothing); resets nothing."""
+        return SessionChanges(
+            open=list(self._sessions.values()),
+            closed=[],
+            ended=list(self._ended.values()),
+            forgotten=[],
+            counters=SessionCounters(self._next_order),
+        )
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -96,15 +211,15 @@ class VideoSessions:
         key = (actor, event.video.id, event.session_key or "")
         session = self._sessions.get(key) or self._joined(actor, event)
         if session is None:
-            ended_at = self._ended.get(key)
-            if ended_at is not None and (
-                event.timestamp <= ended_at or event.kind in _CLOSING_KINDS
-            ):
+            gone = self._ended.get(key)
+            if gone is not None and (event.timestamp <= gone.at or event.kind in _CLOSING_KINDS):
                 return Routed(None, ended, "event for a session that has ended")
             session = self._new(key, actor, actor_home, event, seen_at)
         if event.kind in _PLAY_KINDS:
             ended += self._end_others(session, event)
         self._sessions.move_to_end(session.key)
+        session.touched = self._order()
+        self._session_changed(session.key)
         session.last_seen = max(session.last_seen, seen_at)
         session.last_event = event
         while len(self._sessions) > self._max:
@@ -125,7 +240,7 @@ class VideoSessions:
         return max(same, key=lambda s: (s.last_seen, s.session_id), default=None)
 
     def _new(
-        self, key: _Key, actor: str, actor_home: str, event: VideoEvent, seen_at: datetime
+        self, key: SessionKey, actor: str, actor_home: str, event: VideoEvent, seen_at: datetime
     ) -> VideoSession:
         # The first event names the session, so a replay gets the same session id (the
         # platform's session key alone is not enough: a session can end and resume).
@@ -135,6 +250,7 @@ class VideoSessions:
         session = VideoSession(
             key, session_id, actor, actor_home or event.origin, event, event, seen_at
         )
+        session.created = self._order()
         self._sessions[key] = session
         self._by_actor.setdefault(actor, {})[key] = None
         return session
@@ -154,20 +270,36 @@ class VideoSessions:
         ]
         return [self._pop(k, ended_at=event.timestamp) for k in others]
 
-    def _pop(self, key: _Key, ended_at: datetime | None = None) -> VideoSession:
+    def _pop(self, key: SessionKey, ended_at: datetime | None = None) -> VideoSession:
         session = self._sessions.pop(key)
         keys = self._by_actor[key[0]]
         del keys[key]
         if not keys:
             del self._by_actor[key[0]]
+        self._session_changed(key)
         self._remember_end(key, ended_at or session.last_time)
         return session
 
-    def _remember_end(self, key: _Key, at: datetime) -> None:
-        self._ended[key] = at
+    def _remember_end(self, key: SessionKey, at: datetime) -> None:
+        self._ended[key] = EndedSession(key, at, self._order())
         self._ended.move_to_end(key)
-        while len(self._ended) > _MAX_ENDED:
-            self._ended.popitem(last=False)
+        self._ended_changed(key)
+        while len(self._ended) > self._max_ended:
+            forgotten, _ = self._ended.popitem(last=False)
+            self._ended_changed(forgotten)
+
+    def _order(self) -> int:
+        order = self._next_order
+        self._next_order += 1
+        return order
+
+    def _session_changed(self, key: SessionKey) -> None:
+        if self._changes is not None:
+            self._changes.sessions[key] = None
+
+    def _ended_changed(self, key: SessionKey) -> None:
+        if self._changes is not None:
+            self._changes.ended[key] = None
 
     def drop(self, session: VideoSession) -> None:
         """Forget a session that its platform ended: nothing may follow its terminated."""
@@ -187,6 +319,8 @@ class VideoSessions:
     def close_all(self) -> list[VideoSession]:
         """End every session (the proxy stops)."""
         ended = list(self._sessions.values())
+        for key in self._sessions:
+            self._session_changed(key)
         self._sessions.clear()
         self._by_actor.clear()
         return ended
