@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -20,9 +21,10 @@ from mitmproxy.test import tflow
 import golden
 from support.local import reading
 from support.local import stored
-from xapitap import addon as addon_module
+from xapitap import flows as flows_module
 from xapitap.addon import XapiTap
 from xapitap.decoding import decompress
+from xapitap.journal.format import Kind
 from xapitap.matching import EndpointRule
 from xapitap.matching import HeaderLookup
 from xapitap.matching import Matcher
@@ -57,9 +59,9 @@ def test_analytics_request_is_stored_and_left_untouched(
     before = f.request.get_state()
     waiting = addon.request(f)
     assert waiting is not None
-    asyncio.run(waiting)  # returns once the statements are committed: read them now
+    asyncio.run(waiting)  # returns once the request is journaled, on disk
     assert f.response is None and f.request.get_state() == before
-    with reading(tmp_path / "s.sqlite3") as reader:
+    with reading(tmp_path / "s.sqlite3") as reader:  # ... and translated a moment later
         assert reader.count_statements() == 3
     addon.stop()  # the proxy stops: the session ends
     verbs = [s["verb"]["display"]["en-US"] for s in stored(tmp_path / "s.sqlite3")]  # type: ignore[index]
@@ -71,7 +73,7 @@ def test_other_traffic_is_not_even_read(tap: tuple[XapiTap, taddons.context]) ->
     addon.running()
     f = flow("POST", "https://example.org/api/cart", b'{"item": 1}')
     assert addon.request(f) is None
-    assert f.response is None and addon.intake is not None and addon.intake.has_room()
+    assert f.response is None and addon.journal is not None and addon.journal.has_room()
 
 
 def test_local_answers_reply_to_requests_and_preflights(
@@ -159,8 +161,8 @@ def test_entry_script_loads_as_mitmdump_would(tmp_path: Path) -> None:
         assert isinstance(addon, XapiTap)
 
 
-class _FullIntake:
-    """An intake whose queue is full until `room` is set; it records what it is given."""
+class _FullJournal:
+    """A journal whose queue is full until `room` is set; it records what it is given."""
 
     def __init__(self) -> None:
         self.room = False
@@ -169,20 +171,30 @@ class _FullIntake:
     def has_room(self) -> bool:
         return self.room
 
-    def submit(self, match: object, capture: object, stored: Callable[[], None]) -> None:
-        self.order.append(str(getattr(capture, "flow_id", "")))
-        stored()
+    def append(
+        self,
+        kind: Kind,
+        at: float,
+        payload: Callable[[], bytes],
+        size: int = 0,
+        durable: Callable[[int], None] | None = None,
+    ) -> None:
+        data = payload()
+        meta_size = int.from_bytes(data[:4], "little")  # the request record's layout
+        self.order.append(json.loads(data[4 : 4 + meta_size])["flow_id"])
+        if durable is not None:
+            durable(len(self.order))
 
 
 def test_requests_held_for_a_full_queue_go_on_in_arrival_order(
     tap: tuple[XapiTap, taddons.context],
 ) -> None:
-    """Under back-pressure, requests reach the intake in the order they arrived (the
+    """Under back-pressure, requests reach the journal in the order they arrived (the
     session model assumes time order: polling used to reorder them)."""
     addon, _ = tap
     addon.running()
-    intake = _FullIntake()
-    real_intake, addon.intake = addon.intake, intake  # type: ignore[assignment]
+    journal = _FullJournal()
+    real_journal, addon.journal = addon.journal, journal  # type: ignore[assignment]
 
     async def scenario() -> None:
         flows = [
@@ -191,16 +203,16 @@ def test_requests_held_for_a_full_queue_go_on_in_arrival_order(
         waiting = [addon.request(f) for f in flows]
         tasks = [asyncio.create_task(w) for w in waiting if w is not None]
         await asyncio.sleep(0.05)  # all six are waiting in line
-        assert intake.order == []
-        intake.room = True
-        addon._stored(asyncio.get_running_loop().create_future())  # a commit frees room
+        assert journal.order == []
+        journal.room = True
+        addon._durable(asyncio.get_running_loop().create_future())  # a write frees room
         await asyncio.gather(*tasks)
-        assert intake.order == [f.id for f in flows]
+        assert journal.order == [f.id for f in flows]
 
     try:
         asyncio.run(scenario())
     finally:
-        addon.intake = real_intake
+        addon.journal = real_journal
 
 
 # Issue 14: bodies that must be read to be matched are read off the event loop.
@@ -267,7 +279,7 @@ def test_a_brotli_bomb_on_a_first_party_host_is_decoded_off_the_loop(
         threads.append(threading.get_ident())
         return decompress(body, encoding, max_bytes)
 
-    monkeypatch.setattr(addon_module, "decompress", spying)
+    monkeypatch.setattr(flows_module, "decompress", spying)
     c = brotli.Compressor(quality=3)
     bomb = b"".join(c.process(b" " * (16 << 20)) for _ in range(64)) + c.finish()  # 1 GiB
     f = _first_party(bomb, "br")
@@ -284,7 +296,7 @@ def test_a_brotli_bomb_on_a_first_party_host_is_decoded_off_the_loop(
     loop_thread = asyncio.run(scenario())
     assert threads and loop_thread not in threads
     assert f.request.get_state() == before and f.response is None  # passed through untouched
-    assert addon.intake is not None and addon.intake.has_room()
+    assert addon.journal is not None and addon.journal.has_room()
     with reading(tmp_path / "s.sqlite3") as reader:
         assert reader.count_statements() == 0
 

@@ -10,28 +10,29 @@ from pathlib import Path
 
 import golden
 from support.local import cli
-from xapitap.intake import Intake
-from xapitap.pipeline import Pipeline
-from xapitap.privacy import Privacy
-from xapitap.pseudonym import Pseudonymizer
+from xapitap.pipeline import matcher
 from xapitap.store import StoreFile
+from xapitap.translator.config import TranslationConfig
+from xapitap.translator.local import LocalTranslation
 
 
 def captured(case_name: str, store: StoreFile) -> None:
-    """The case's requests through the pipeline and the intake into `store`."""
+    """The case's requests translated into `store`, as the translator would."""
     case = next(c for c in golden.cases() if c.name == case_name)
-    pipeline = Pipeline(Privacy("pseudonym", Pseudonymizer(golden.TEST_KEY)), golden.MAX_BODY)
-    intake = Intake(pipeline, store, [], golden.MAX_BODY)
-    intake.start()
-    matcher = pipeline.matcher()
+    key_file = store.path.with_name("test.key")
+    key_file.write_text(golden.TEST_KEY.hex())
+    local = LocalTranslation(
+        store, TranslationConfig(key_file=str(key_file), max_body_bytes=golden.MAX_BODY)
+    )
+    rules = matcher()
     for request in case.requests():
         capture = request.capture()
-        match = matcher.match(
+        match = rules.match(
             capture.method, capture.host, capture.path, capture.header, lambda c=capture: c.body
         )
         assert match is not None
-        intake.submit(match, capture)
-    intake.stop(timeout=10)
+        local.add(match, capture)
+    local.close()
 
 
 def test_status_accounts_for_every_event_type(tmp_path: Path) -> None:

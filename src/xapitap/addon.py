@@ -1,9 +1,10 @@
-"""The mitmproxy addon: watch requests, queue the analytics ones, keep and forward statements.
+"""The mitmproxy addon: watch requests, journal the analytics ones, keep and forward statements.
 
 The hook never does I/O: it matches the request (cheap for everything else), copies it into a
-`Capture` and queues it. The intake thread translates and stores; each sink (an LRS) sends
-from a thread of its own. Unless `xapi_answer_locally` is on, the learner's traffic is never
-touched.
+`Capture` and hands it to the journal's writer thread, and the request goes on once its record
+is on disk. The translator, a process of its own, translates the journal into the store; each
+sink (an LRS) sends from a thread of its own. Unless `xapi_answer_locally` is on, the
+learner's traffic is never touched.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import collections
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+import time
 from collections.abc import Coroutine
-from datetime import UTC
-from datetime import datetime
 from typing import Any
 
 from mitmproxy import ctx
@@ -27,17 +26,19 @@ from mitmproxy.addonmanager import Loader
 from xapitap import answers
 from xapitap import settings as opts
 from xapitap.capture import Capture
-from xapitap.decoding import DecodeError
-from xapitap.decoding import decompress
-from xapitap.intake import Intake
+from xapitap.flows import body_reader
+from xapitap.flows import capture_of
+from xapitap.journal.format import Kind
+from xapitap.journal.format import request_payload
+from xapitap.journal.segments import delete_translated
+from xapitap.journal.segments import journal_dir
+from xapitap.journal.writer import JournalWriter
+from xapitap.journal.writer import prepare
 from xapitap.matching import Candidates
 from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
-from xapitap.pipeline import Pipeline
 from xapitap.pipeline import matcher
 from xapitap.platforms import NAMES
-from xapitap.privacy import Privacy
-from xapitap.pseudonym import Pseudonymizer
 from xapitap.pseudonym import key_path_for
 from xapitap.pseudonym import load_or_create_key
 from xapitap.sinks import Supervisor
@@ -45,12 +46,16 @@ from xapitap.sinks.lrs import LrsSink
 from xapitap.store import StoreError
 from xapitap.store import StoreFile
 from xapitap.store import StoreLock
-from xapitap.xapi.translate import Policy
+from xapitap.translator.config import TranslationConfig
+from xapitap.translator.supervisor import TranslatorProcess
 
 log = logging.getLogger("xapitap")
 
-# How long an analytics request may be held until its statements are stored.
-COMMIT_WAIT_SECONDS = 2.0
+# How often the proxy journals its clock, so that translation ends idle sessions on time
+# (the translator's clock is the journal's: a replay ends them at the same moments).
+TICK_SECONDS = 30.0
+# Ticks stop this long after the last analytics request: no session is open by then.
+TICKS_AFTER_LAST_REQUEST = 31 * 60.0
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -62,11 +67,15 @@ class XapiTap:
     def __init__(self) -> None:
         self.settings: opts.Settings | None = None
         self.matcher: Matcher | None = None
-        self.intake: Intake | None = None
+        self.journal: JournalWriter | None = None
+        self.translator: TranslatorProcess | None = None
         self.sinks: list[Supervisor] = []
         self._lock: StoreLock | None = None
-        # Requests waiting for room in the intake queue, oldest first.
+        # Requests waiting for room in the journal's queue, oldest first.
         self._line: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._ticking = threading.Event()  # set: no more ticks
+        self._last_request = 0.0  # proxy time of the last analytics request journaled
+        self._last_seq = 0  # the last journal record known durable
 
     def load(self, loader: Loader) -> None:
         for name, (typespec, default, help_text) in opts.OPTIONS.items():
@@ -83,7 +92,7 @@ class XapiTap:
             new = opts.parse(values, NAMES)
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from None
-        started = self.intake is not None and self.settings is not None
+        started = self.journal is not None and self.settings is not None
         if started and _restart_needed(self.settings, new):
             raise exceptions.OptionsError(
                 "only xapi_answer_locally and xapi_hosts change while running; restart for "
@@ -97,51 +106,87 @@ class XapiTap:
         self.start(self.settings)
 
     def start(self, s: opts.Settings) -> None:
-        """Open the store and start the intake thread and one sink per LRS target."""
+        """Open the store and the journal, start the translator and one sink per LRS
+        target."""
         store = StoreFile(s.store)
         try:
             self._lock = store.lock()  # one proxy per store: two would send everything twice
             store.create()  # the file and its schema, failing early if it can't
-        except StoreError as e:
+            reader = store.reader()
+            try:
+                translated_up_to = reader.journal_next_seq()
+            finally:
+                reader.close()
+            directory = journal_dir(s.store)
+            first_seq = prepare(directory, translated_up_to)
+        except (StoreError, OSError) as e:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
             raise exceptions.OptionsError(str(e)) from None
-        key_file = s.key_file or key_path_for(s.store)
-        privacy = Privacy(
-            s.actor, Pseudonymizer(load_or_create_key(key_file)), s.participant, s.user_agent
-        )
-        policy = Policy(completion_threshold=s.completion_threshold, xapi_version=s.xapi_version)
-        pipeline = Pipeline(privacy, s.max_body_bytes, policy=policy)
+        load_or_create_key(s.key_file or key_path_for(s.store))  # before the translator
         self.sinks = [Supervisor(LrsSink(target), store) for target in s.targets]
         for sink in self.sinks:
             sink.start()
-        self.intake = Intake(
-            pipeline,
-            store,
-            routes=[sink.sink for sink in self.sinks],
-            max_body_bytes=s.max_body_bytes,
-            on_stored=self._wake_sinks,
-            keep_unreadable=s.keep_unreadable,
+        self.translator = TranslatorProcess(s.store, translated_up_to, self._committed)
+        self.journal = JournalWriter(
+            directory, first_seq, s.journal_max_bytes, on_durable=self._journaled
         )
-        self.intake.start()
+        self.journal.start()
+        config = TranslationConfig.of(s).model_dump_json().encode()
+        self._last_request = time.time()
+        self.journal.append(Kind.CONFIG, self._last_request, lambda: config)
+        self.translator.start()
+        self._ticking.clear()
+        threading.Thread(target=self._tick, name="xapitap-tick", daemon=True).start()
         where = ", ".join(f"{t.name} ({t.endpoint})" for t in s.targets) or "no LRS configured"
         log.info("xapitap: storing statements in %s; forwarding to %s", s.store, where)
 
-    def _wake_sinks(self) -> None:
+    def _journaled(self, seq: int) -> None:
+        """From the journal's thread: records up to `seq` are durable."""
+        self._last_seq = seq
+        if self.translator is not None:
+            self.translator.nudge()
+
+    def _committed(self, position: int) -> None:
+        """From the translator's reader: statements were stored."""
         for sink in self.sinks:
             sink.wake()
+
+    def _tick(self) -> None:
+        while not self._ticking.wait(TICK_SECONDS):
+            journal = self.journal
+            now = time.time()
+            if journal is not None and now - self._last_request < TICKS_AFTER_LAST_REQUEST:
+                journal.append(Kind.TICK, now, bytes)
 
     async def done(self) -> None:
         await asyncio.to_thread(self.stop)
 
     def stop(self) -> None:
-        """Store everything queued, then give the sinks their flush time."""
-        if self.intake is not None:
-            self.intake.stop(timeout=60)
-            self.intake = None
+        """Journal the stop; then translation and the sinks share the flush time, and
+        whatever is not translated by then is left to the next start."""
         assert self.settings is not None
-        flush = self.settings.flush_seconds
+        deadline = time.monotonic() + self.settings.flush_seconds
+        self._ticking.set()
+        if self.journal is not None:
+            self.journal.append(Kind.STOP, time.time(), bytes)
+            self.journal.stop()
+            self.journal = None
+        if self.translator is not None:
+            caught_up = self.translator.wait_for(
+                self._last_seq + 1, max(deadline - time.monotonic(), 1.0)
+            )
+            self.translator.stop()
+            if caught_up:  # nothing raw is left for the next start to translate
+                delete_translated(journal_dir(self.settings.store), self._last_seq + 1, True)
+            else:
+                log.warning(
+                    "xapitap: translation is behind the journal; the next start goes on "
+                    "from where it stopped"
+                )
+            self.translator = None
+        flush = max(deadline - time.monotonic(), 0.0)
         # Side by side, so that several sinks share the flush time instead of adding up.
         stoppers = [
             threading.Thread(target=sink.stop, args=(flush, _grace(sink))) for sink in self.sinks
@@ -161,7 +206,7 @@ class XapiTap:
         Rules for any host (a first-party Segment proxy, anything on udemy.com) tell analytics
         by the body, and decoding a body can be costly (brotli, a bomb): those requests are
         settled in a worker thread, while the loop goes on with other traffic."""
-        if self.matcher is None or self.intake is None or self.settings is None:
+        if self.matcher is None or self.journal is None or self.settings is None:
             return None
         req = flow.request
         if req.method == "OPTIONS":
@@ -181,7 +226,7 @@ class XapiTap:
     async def _settle(self, flow: http.HTTPFlow, found: Candidates, max_bytes: int) -> None:
         """Run the body checks in a worker thread, on copies of what they read."""
         headers = flow.request.headers.copy()
-        body = _body_reader(flow.request.raw_content, headers.get("content-encoding"), max_bytes)
+        body = body_reader(flow.request.raw_content, headers.get("content-encoding"), max_bytes)
         match = await asyncio.to_thread(found.settle, headers.get, body)
         if match is not None:
             waiting = self._accept(flow, match)
@@ -192,51 +237,48 @@ class XapiTap:
         """An analytics request: answer it if asked to, then queue a copy of it."""
         if self.settings and self.settings.answer_locally and flow.live and flow.response is None:
             flow.response = answers.answer(flow.request)
-        capture = _capture(flow)
+        capture = capture_of(flow)
         if capture is None:
             log.warning("%s request body was streamed, not captured", match.rule.name)
             return None
         return self._submit(match, capture)
 
     async def _submit(self, match: RuleMatch, capture: Capture) -> None:
-        """Queue the request, then hold it until what it says is committed to the store.
-
-        Only this request waits (the event loop does not), so that a crash loses nothing the
-        browser saw acknowledged. A full queue holds it too, instead of dropping anything, in
-        a line that keeps the order requests arrived in; past COMMIT_WAIT_SECONDS it goes on
-        regardless, and is stored when the store can.
-        """
-        intake = self.intake
-        if intake is None:
+        """Journal the request, and hold it until its record is on disk: then nothing can
+        lose it, however far translation is behind. While the writer's queue is full
+        requests wait for their turn, in the order they came; nothing is dropped."""
+        journal = self.journal
+        if journal is None:
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + COMMIT_WAIT_SECONDS
-        if self._line or not intake.has_room():
+        if self._line or not journal.has_room():
             turn: asyncio.Future[None] = loop.create_future()
             self._line.append(turn)
             try:
-                await asyncio.wait_for(asyncio.shield(turn), max(deadline - loop.time(), 0.01))
-            except TimeoutError:
-                pass
+                await turn
             finally:
                 if turn in self._line:
                     self._line.remove(turn)
-        committed = loop.create_future()
+        durable: asyncio.Future[None] = loop.create_future()
 
-        def stored() -> None:
-            loop.call_soon_threadsafe(self._stored, committed)
+        def journaled(seq: int) -> None:
+            loop.call_soon_threadsafe(self._durable, durable)
 
-        intake.submit(match, capture, stored)
-        try:
-            await asyncio.wait_for(asyncio.shield(committed), max(deadline - loop.time(), 0.1))
-        except TimeoutError:
-            log.warning("%s request went on before its statements were stored", match.rule.name)
+        self._last_request = capture.received_at.timestamp()
+        journal.append(
+            Kind.REQUEST,
+            self._last_request,
+            lambda: request_payload(match, capture),
+            size=len(capture.body),
+            durable=journaled,
+        )
+        await durable
 
-    def _stored(self, committed: asyncio.Future[None]) -> None:
-        """On the event loop: a request is committed, so the queue has room for the next
-        ones in line, in the order they came."""
-        _resolve(committed)
-        while self._line and self.intake is not None and self.intake.has_room():
+    def _durable(self, durable: asyncio.Future[None]) -> None:
+        """On the event loop: a request is journaled, so the writer's queue has room for
+        the next ones in line, in the order they came."""
+        _resolve(durable)
+        while self._line and self.journal is not None and self.journal.has_room():
             _resolve(self._line.popleft())
 
     def _preflight(self, flow: http.HTTPFlow) -> None:
@@ -270,42 +312,3 @@ def _restart_needed(old: opts.Settings | None, new: opts.Settings) -> bool:
         return dataclasses.replace(s, answer_locally=False, extra_hosts={})
 
     return at_start(old) != at_start(new)
-
-
-def _body_reader(raw: bytes | None, encoding: str | None, max_bytes: int) -> Callable[[], bytes]:
-    """The body as body checks see it, decoded once when first asked for. Where it cannot be
-    decoded within the cap (too large, corrupt, a bomb), the checks see it as sent: the
-    pipeline refuses such bodies anyway."""
-    cache: list[bytes] = []
-
-    def body() -> bytes:
-        if not cache:
-            data = raw or b""
-            try:
-                cache.append(
-                    decompress(data, encoding, max_bytes) if len(data) <= max_bytes else data
-                )
-            except DecodeError:
-                cache.append(data)
-        return cache[0]
-
-    return body
-
-
-def _capture(flow: http.HTTPFlow) -> Capture | None:
-    req = flow.request
-    if req.raw_content is None:
-        return None
-    path, _, query = req.path.partition("?")
-    return Capture(
-        method=req.method,
-        scheme=req.scheme,
-        host=req.pretty_host.lower(),
-        port=req.port,
-        path=path,
-        query=query,
-        headers=tuple((k.lower(), v) for k, v in req.headers.items(multi=True)),
-        body=req.raw_content,
-        received_at=datetime.fromtimestamp(req.timestamp_start, UTC),
-        flow_id=flow.id,
-    )

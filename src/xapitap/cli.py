@@ -3,6 +3,7 @@
 xapitap run [--listen-host H] [--port P] [--confdir DIR] [--store FILE] [mitmdump options]
 xapitap export [--store FILE] [--output FILE]
 xapitap status [--store FILE]
+xapitap replay FLOWFILE... [--store FILE] [translation options]
 
 The read commands import neither mitmproxy nor the addon: they open the store's read model.
 """
@@ -14,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +24,11 @@ from pydantic import ValidationError
 
 from xapitap import paths
 from xapitap.accounting import Fate
+from xapitap.journal.segments import backlog
+from xapitap.journal.segments import journal_dir
 from xapitap.platforms import NAMES
+from xapitap.settings import OPTIONS
+from xapitap.settings import parse
 from xapitap.sinks import Control
 from xapitap.sinks.lrs import LrsSink
 from xapitap.store import StoreError
@@ -71,12 +77,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     push.add_argument("--verb", action="append", default=None, help="only this verb")
     push.add_argument("--version", default="auto", choices=["auto", "1.0.3", "2.0.0"])
 
+    replay = sub.add_parser(
+        "replay", help="translate recorded traffic (mitmproxy flow files) into the store"
+    )
+    replay.add_argument("files", nargs="+", type=Path, metavar="FLOWFILE")
+    replay.add_argument("--store", type=Path, default=None)
+    replay.add_argument("--key-file", default="", help="study key (default: the store's)")
+    replay.add_argument("--actor", default="pseudonym")
+    replay.add_argument("--participant", default="")
+    replay.add_argument("--completion-threshold", default="0.95")
+    replay.add_argument("--xapi-version", default="1.0.3")
+    replay.add_argument("--host", action="append", default=[], metavar="PLATFORM=HOST-GLOB")
+
     args, passthrough = parser.parse_known_args(argv)
     if args.command != "run" and passthrough:
         parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
     store_path = (args.store or paths.default_store()).expanduser()
     if args.command == "run":
         return _run(args, store_path, passthrough)
+    if args.command == "replay":
+        return _replay(args, store_path)
     if not store_path.exists():
         print(f"xapitap: no store at {store_path} yet", file=sys.stderr)
         return 1
@@ -140,6 +160,49 @@ def _run(args: argparse.Namespace, store: Path, passthrough: list[str]) -> int:
     return 1  # not reached
 
 
+def _replay(args: argparse.Namespace, store_path: Path) -> int:
+    """Translate flow files into the store (which no proxy may be using meanwhile)."""
+    # Here, not at the top: the other commands import neither translation nor mitmproxy.
+    from xapitap.pipeline import matcher
+    from xapitap.replay import replay
+    from xapitap.translator.config import TranslationConfig
+
+    values = {name: default for name, (_, default, _) in OPTIONS.items()}
+    values.update(
+        xapi_store=str(store_path),
+        xapi_key_file=args.key_file,
+        xapi_actor=args.actor,
+        xapi_participant=args.participant,
+        xapi_completion_threshold=args.completion_threshold,
+        xapi_version=args.xapi_version,
+        xapi_hosts=args.host,
+    )
+    try:
+        settings = parse(values, NAMES)
+    except ValueError as e:
+        print(f"xapitap replay: {e}", file=sys.stderr)
+        return 2
+    missing = [str(p) for p in args.files if not p.is_file()]
+    if missing:
+        print(f"xapitap replay: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    store = StoreFile(store_path)
+    try:
+        store.create()
+        lock = store.lock()
+    except StoreError as e:
+        print(f"xapitap replay: {e}", file=sys.stderr)
+        return 1
+    try:
+        config = TranslationConfig.of(settings).model_copy(update={"routes": ()})
+        summary = replay(args.files, store, config, matcher(settings.extra_hosts))
+    finally:
+        lock.release()
+    print(f"xapitap replay: {summary}; store {store_path}")
+    print("xapitap replay: `xapitap push --to URL` sends them to an LRS")
+    return 0
+
+
 def _export(store: StoreFile, output: Path | None) -> int:
     reader = store.reader()
     try:
@@ -167,6 +230,7 @@ def _status(store: StoreFile) -> int:
 def render_status(reader: ReadModel) -> str:
     """What the store holds, as `xapitap status` prints it."""
     lines = [f"store: {reader.path}", f"statements: {reader.count_statements()}"]
+    lines.append(_translation(reader))
     for t in reader.target_status():
         lines.append(
             f"LRS {t.target} ({t.endpoint}): {t.delivered} delivered, {t.queued} queued, "
@@ -192,6 +256,21 @@ def render_status(reader: ReadModel) -> str:
     lines += [f"  {reject.rule}: {reject.reason}" for reject in rejects[-5:]]
     lines += _accounting(reader)
     return "\n".join(lines)
+
+
+def _translation(reader: ReadModel) -> str:
+    """How far translation is behind what the proxy journaled."""
+    behind = backlog(journal_dir(reader.path), reader.journal_next_seq())
+    size = f"journal {behind.bytes / 2**20:.1f} MB"
+    if not behind.records:
+        return f"translation: caught up ({size})"
+    since = "" if behind.oldest is None else f", the oldest captured {_ago(behind.oldest)} ago"
+    return f"translation: {behind.records} journal records behind{since} ({size})"
+
+
+def _ago(at: float) -> str:
+    seconds = max(time.time() - at, 0)
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _accounting(reader: ReadModel) -> list[str]:

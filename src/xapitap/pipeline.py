@@ -98,7 +98,7 @@ class Pipeline:
     ) -> None:
         self._privacy = privacy
         self._max_body_bytes = max_body_bytes
-        self.sessions = sessions or VideoSessions()
+        self.sessions = sessions if sessions is not None else VideoSessions()
         self.policy = Policy(policy.completion_threshold, privacy.policy, policy.xapi_version)
         self.seen_before = seen_before
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
@@ -161,6 +161,9 @@ class Pipeline:
         except ValidationError as e:  # a value the statement model refuses
             self._reject(out, event, describe(e))
             return
+        # The raw platform id has done its work (the actor): sessions, which the translator
+        # keeps in the store, never hold it.
+        event = event.model_copy(update={"user_ref": ""})
         routed = self.sessions.route(name, event, capture.received_at, home)
         self._end(routed.ended, out)
         session = routed.session
@@ -211,6 +214,10 @@ class Pipeline:
         self._seen[key] = None
         while len(self._seen) > self._max_seen:
             self._seen.popitem(last=False)
+
+    def forget_seen(self) -> None:
+        """Forget the event ids remembered so far: `seen_before` knows them now."""
+        self._seen.clear()
 
     def sweep(self, now: datetime) -> Outcome:
         """End the sessions that went idle: their closing statements."""

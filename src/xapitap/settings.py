@@ -102,6 +102,12 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
         "Keep the bodies of analytics requests that could not be read (scrubbed of e-mails "
         "and writeKeys), for debugging. They hold raw learner data.",
     ),
+    "xapi_journal_max_mb": (
+        int,
+        1024,
+        "Largest size of the journal of captured requests not yet translated (MB); at the "
+        "bound, analytics requests are held (never dropped) until translation catches up.",
+    ),
     "xapi_flush_seconds": (
         int,
         5,
@@ -125,6 +131,7 @@ class Settings:
     completion_threshold: float = 0.95
     xapi_version: str = "1.0.3"
     keep_unreadable: bool = False
+    journal_max_bytes: int = 1024 * 2**20
 
 
 def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
@@ -157,6 +164,9 @@ def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
     max_body = int(str(values["xapi_max_body_bytes"]))
     if max_body <= 0:
         raise ValueError(f"xapi_max_body_bytes must be positive, not {max_body}")
+    journal_mb = int(str(values["xapi_journal_max_mb"]))
+    if journal_mb < 16:
+        raise ValueError(f"xapi_journal_max_mb must be at least 16, not {journal_mb}")
     flush = int(str(values["xapi_flush_seconds"]))
     if flush < 0:
         raise ValueError(f"xapi_flush_seconds must not be negative, not {flush}")
@@ -190,6 +200,7 @@ def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
         max_body_bytes=max_body,
         flush_seconds=flush,
         keep_unreadable=bool(values["xapi_keep_unreadable"]),
+        journal_max_bytes=journal_mb * 2**20,
     )
 
 

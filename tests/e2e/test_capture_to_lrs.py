@@ -152,6 +152,12 @@ def test_a_recorded_session_replays_to_the_same_statements(tmp_path: Path) -> No
         [s for r in golden.expected(case) for s in r.get("statements", [])]
     )
     assert stored(replay_store) == original
+    # `xapitap replay` reads the recording without a proxy, through the same translator core.
+    replayed = tmp_path / "xapitap-replay.sqlite3"
+    key_path_for(replayed).write_text(golden.TEST_KEY.hex())
+    done = cli("replay", str(recording), "--store", str(replayed))
+    assert "new statements" in done.stdout, done.stdout + done.stderr
+    assert stored(replayed) == original
 
 
 def reported(statements: list[dict[str, Any]]) -> list[str]:

@@ -8,16 +8,21 @@ import secrets
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC
-from datetime import datetime
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 import golden
+from support.delivery import in_lrs
+from support.delivery import lrs_count_for
+from support.delivery import predicted
+from support.delivery import proxy_for
+from support.delivery import send_all
+from support.delivery import status_of
+from support.delivery import target
+from support.delivery import targets_file
+from support.delivery import video_events
+from support.delivery import wait_until_delivered
 from support.local import cli
 from support.local import reading
 from support.local import stored
@@ -33,110 +38,6 @@ pytestmark = pytest.mark.e2e
 def second_ralph() -> Iterator[RalphLRS]:
     with RalphLRS() as lrs:
         yield lrs
-
-
-def targets_file(directory: Path, *targets: dict[str, Any]) -> Path:
-    lines = []
-    for target in targets:
-        lines.append("[[target]]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in target.items()]
-    path = directory / "targets.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def target(name: str, lrs: RalphLRS, url: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "endpoint": url or lrs.url,
-        "username": lrs.username,
-        "password": lrs.password,
-        "max_backoff": 0.5,
-        **extra,
-    }
-
-
-def video_events(count: int, session: str) -> list[golden.Request]:
-    """Segment Video Spec events that each make exactly one statement: resumed and paused in
-    turn, a second apart, the playhead moving 2 s between a resume and its pause. They
-    happened in the last `count` seconds (a time after the arrival is a fast clock, which
-    the proxy corrects)."""
-    start = datetime.now(UTC) - timedelta(seconds=count)
-    out = []
-    for n in range(count):
-        body = {
-            "type": "track",
-            "event": "Video Playback Resumed" if n % 2 == 0 else "Video Playback Paused",
-            "messageId": f"ajs-next-{session}-{n}",
-            "userId": f"learner-{session}",
-            "timestamp": (start + timedelta(seconds=n)).isoformat(timespec="milliseconds"),
-            "properties": {
-                "session_id": session,
-                "position": 2 * ((n + 1) // 2),
-                "total_length": 900,
-                "content_asset_id": "lecture-1",
-            },
-            "context": {"page": {"url": "https://learn.example.org/course/1"}},
-            "writeKey": "WK",
-        }
-        out.append(
-            golden.Request(
-                "POST",
-                "https://api.segment.io/v1/t",
-                {"Content-Type": "text/plain"},
-                json.dumps(body).encode(),
-                start,
-            )
-        )
-    return out
-
-
-def send_all(proxy: Mitmdump, requests_: list[golden.Request]) -> None:
-    for request in requests_:
-        response = requests.post(
-            request.url,
-            data=request.body,
-            headers=request.headers,
-            proxies=proxy.proxies,
-            verify=str(proxy.ca),
-            timeout=30,
-        )
-        assert response.status_code == 200, response.text
-
-
-def proxy_for(tmp_path: Path, path: Path, *extra: str) -> Mitmdump:
-    return Mitmdump(
-        tmp_path,
-        "--set",
-        "xapi_answer_locally=true",
-        "--set",
-        f"xapi_targets_file={path}",
-        *extra,
-    )
-
-
-def status_of(store_path: Path, name: str) -> Any:
-    with reading(store_path) as reader:
-        return next(t for t in reader.target_status() if t.target == name)
-
-
-def wait_until_delivered(store_path: Path, name: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = status_of(store_path, name)
-        if status.queued == 0 or time.monotonic() > deadline:
-            return status
-        time.sleep(0.2)
-
-
-def in_lrs(lrs: RalphLRS, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    found = [lrs.get(s["id"]) for s in statements]
-    return [{k: v for k, v in s.items() if k not in ("stored", "authority")} for s in found if s]
-
-
-def lrs_count_for(lrs: RalphLRS, statement: dict[str, Any]) -> int:
-    agent = json.dumps(statement["actor"])
-    return len(lrs.statements(agent=agent))
 
 
 def test_lrs_outage_mid_stream_loses_nothing_and_duplicates_nothing(
@@ -167,12 +68,15 @@ def test_lrs_outage_mid_stream_loses_nothing_and_duplicates_nothing(
 def test_sigkill_mid_stream_then_restart_delivers_everything_once(
     ralph: RalphLRS, tmp_path: Path
 ) -> None:
+    key = secrets.token_bytes(32)
     events = video_events(20, secrets.token_hex(4))
     path = targets_file(tmp_path, target("main", ralph))
     first = proxy_for(tmp_path, path)
+    key_path_for(first.store).parent.mkdir(parents=True, exist_ok=True)
+    key_path_for(first.store).write_text(key.hex())
     with first:
         send_all(first, events[:10])
-        first.kill()  # no shutdown, no flush: whatever was acknowledged is in the store
+        first.kill()  # no shutdown, no flush: whatever was acknowledged is journaled
     assert len(stored(first.store)) == 1 + 10  # initialized and one per event
     second = proxy_for(tmp_path, path)
     with second:
@@ -180,9 +84,10 @@ def test_sigkill_mid_stream_then_restart_delivers_everything_once(
         status = wait_until_delivered(second.store, "main")
     assert (status.queued, status.dead) == (0, 0)
     ours = stored(second.store)
-    # The crash left the first session open; the restart knows nothing of it, so the next
-    # event opens a new session of the same video (nothing is lost; the first never ends).
-    assert len(ours) == 1 + 10 + 1 + 10 + 1 and in_lrs(ralph, ours) == ours
+    # The translator keeps its open sessions in the store: after the crash, the session goes
+    # on where it was, and the statements are those of a proxy that never stopped.
+    assert ours == predicted(events, key)
+    assert len(ours) == 1 + 20 + 1 and in_lrs(ralph, ours) == ours
     assert lrs_count_for(ralph, ours[0]) == len(ours)
 
 

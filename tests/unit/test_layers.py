@@ -21,10 +21,11 @@ PURE = (
     "xapitap.privacy",
     "xapitap.pseudonym",
     "xapitap.session",
+    "xapitap.session_codec",
     "xapitap.validation",
     "xapitap.xapi",
 )
-AFTER_TRANSLATION = ("xapitap.store", "xapitap.sinks", "xapitap.intake", "xapitap.addon")
+AFTER_TRANSLATION = ("xapitap.store", "xapitap.sinks", "xapitap.translator", "xapitap.addon")
 
 
 def modules() -> dict[str, set[str]]:
@@ -59,7 +60,31 @@ def test_translation_imports_neither_mitmproxy_nor_what_comes_after_it() -> None
 def test_the_store_imports_only_what_is_below_it() -> None:
     for name, imported in modules().items():
         if within(name, ("xapitap.store",)):
-            above = ("xapitap.sinks", "xapitap.intake", "xapitap.addon", "xapitap.cli")
+            above = (
+                "xapitap.sinks",
+                "xapitap.journal",
+                "xapitap.translator",
+                "xapitap.addon",
+                "xapitap.cli",
+            )
+            bad = {m for m in imported if within(m, above) or m.startswith("mitmproxy")}
+            assert not bad, f"{name} imports {bad}"
+
+
+def test_the_journal_holds_requests_and_knows_nothing_of_translation() -> None:
+    """It sits between capture and translation: what the hook matched, as bytes."""
+    for name, imported in modules().items():
+        if within(name, ("xapitap.journal",)):
+            later = ("xapitap.pipeline", "xapitap.session", "xapitap.xapi", *AFTER_TRANSLATION)
+            bad = {m for m in imported if within(m, later) or m.startswith("mitmproxy")}
+            assert not bad, f"{name} imports {bad}"
+
+
+def test_the_translator_runs_without_mitmproxy_or_the_sinks() -> None:
+    """It is a process of its own: the proxy's side of it (supervisor) included."""
+    for name, imported in modules().items():
+        if within(name, ("xapitap.translator",)):
+            above = ("xapitap.sinks", "xapitap.addon", "xapitap.cli")
             bad = {m for m in imported if within(m, above) or m.startswith("mitmproxy")}
             assert not bad, f"{name} imports {bad}"
 

@@ -18,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # 1 lacks the dead-letter and target tables, 2 the translated and accounting tables and
-# the sinks' crash columns: all are added when such a store is opened.
-READABLE_SCHEMAS = (1, 2, 3)
+# the sinks' crash columns, 3 the translator's state: all are added when such a store is
+# opened.
+READABLE_SCHEMAS = (1, 2, 3, 4)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,6 +97,10 @@ CREATE TABLE IF NOT EXISTS accounting (
     count INTEGER NOT NULL,
     PRIMARY KEY (platform, rule, event_type, outcome, reason)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS open_sessions (key TEXT PRIMARY KEY, json TEXT NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ended_sessions (key TEXT PRIMARY KEY, json TEXT NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS targets (
     target TEXT PRIMARY KEY,
     endpoint TEXT NOT NULL,
@@ -145,14 +150,15 @@ def _private(path: Path) -> None:
 class Database:
     """One connection to the store file, with its schema up to date."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, durable: bool = False) -> None:
+        """`durable`: each commit is on disk when it returns (fsync), not only in order."""
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _private(path)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except (sqlite3.Error, OSError) as e:
@@ -232,8 +238,10 @@ class Database:
 class Door:
     """One role's way into the store: its own connection (one per thread)."""
 
+    durable = False  # whether its commits must be on disk when they return
+
     def __init__(self, path: Path) -> None:
-        self._db = Database(path)
+        self._db = Database(path, durable=self.durable)
         self.path = path
 
     def close(self) -> None:

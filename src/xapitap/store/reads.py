@@ -32,6 +32,11 @@ class SessionSummary:
 
 
 class ReadModel(Door):
+    def journal_next_seq(self) -> int:
+        """The next journal record translation will read (1 before any)."""
+        found = self._db.execute("SELECT value FROM meta WHERE key = 'journal_next_seq'").fetchone()
+        return int(found[0]) if found else 1
+
     def count_statements(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM statements").fetchone()[0])
 

@@ -81,6 +81,33 @@ class AccountRow:
     count: int
 
 
+@dataclass(frozen=True)
+class TranslationState:
+    """Where translation stands, as the translator keeps it in the store: the next journal
+    record to translate, the settings in force, and the sessions open (and recently ended),
+    each a JSON text of the translator's own format."""
+
+    next_seq: int = 1
+    config: str | None = None
+    counters: str | None = None
+    sessions: tuple[str, ...] = ()
+    ended: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StateChanges:
+    """What a transaction changes of the translation state (rows keyed by session key)."""
+
+    next_seq: int
+    replace: bool = False  # the sessions below are all there are: drop the others
+    config: str | None = None  # when the settings changed
+    counters: str | None = None
+    sessions: tuple[tuple[str, str], ...] = ()  # upserted
+    closed: tuple[str, ...] = ()
+    ended: tuple[tuple[str, str], ...] = ()  # upserted
+    forgotten: tuple[str, ...] = ()
+
+
 class Route(Protocol):
     """A sink as the store sees it: a name, and which statements it takes."""
 

@@ -14,6 +14,8 @@ from xapitap.store.database import now
 from xapitap.store.records import Provenance
 from xapitap.store.records import Reject
 from xapitap.store.records import Route
+from xapitap.store.records import StateChanges
+from xapitap.store.records import TranslationState
 from xapitap.xapi.models import Statement
 
 # Accounting lines kept at most: event types come from the traffic, so past this many
@@ -28,6 +30,11 @@ MAX_REASON = 500  # characters of a reason that are kept (it may quote a value)
 
 
 class IntakeWriter(Door):
+    """Translation's door. Its commits are durable (fsync), because the journal records
+    they translate are deleted once they are committed."""
+
+    durable = True
+
     def add(
         self,
         items: Iterable[tuple[Statement, Provenance]],
@@ -37,11 +44,12 @@ class IntakeWriter(Door):
         quarantined: Iterable[tuple[str, str, Provenance]] = (),
         translated: Iterable[tuple[str, str]] = (),
         tallies: Mapping[Tally, int] | None = None,
+        state: StateChanges | None = None,
     ) -> int:
         """Store statements (an id already stored is kept as it was), queue the new ones for
         each route that takes them, keep the rejects, the quarantined statements, the source
-        events translated (platform, event id), the accounting and the counters, all in one
-        transaction. Returns how many statements were new."""
+        events translated (platform, event id), the accounting, the counters and the
+        translation state, all in one transaction. Returns how many statements were new."""
         routes = list(routes)
         items = list(items)
         quarantined = list(quarantined)
@@ -131,7 +139,41 @@ class IntakeWriter(Door):
                 " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
                 list(totals.items()),
             )
+            if state is not None:
+                self._save(state)
         return added
+
+    def _save(self, state: StateChanges) -> None:
+        db = self._db
+        meta = [("journal_next_seq", str(state.next_seq))]
+        if state.config is not None:
+            meta.append(("translation_config", state.config))
+        if state.counters is not None:
+            meta.append(("session_counters", state.counters))
+        db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta)
+        if state.replace:
+            db.execute("DELETE FROM open_sessions")
+            db.execute("DELETE FROM ended_sessions")
+        db.executemany("DELETE FROM open_sessions WHERE key = ?", [(k,) for k in state.closed])
+        db.executemany("INSERT OR REPLACE INTO open_sessions VALUES (?, ?)", state.sessions)
+        db.executemany("DELETE FROM ended_sessions WHERE key = ?", [(k,) for k in state.forgotten])
+        db.executemany("INSERT OR REPLACE INTO ended_sessions VALUES (?, ?)", state.ended)
+
+    def load_state(self) -> TranslationState:
+        """The translation state the last commit left."""
+        meta = dict(
+            self._db.rows(
+                "SELECT key, value FROM meta WHERE key IN"
+                " ('journal_next_seq', 'translation_config', 'session_counters')"
+            )
+        )
+        return TranslationState(
+            next_seq=int(meta.get("journal_next_seq", 1)),
+            config=meta.get("translation_config"),
+            counters=meta.get("session_counters"),
+            sessions=tuple(j for (j,) in self._db.rows("SELECT json FROM open_sessions")),
+            ended=tuple(j for (j,) in self._db.rows("SELECT json FROM ended_sessions")),
+        )
 
     def _tally(self, tallies: Mapping[Tally, int]) -> None:
         """Add to the accounting. Event types and reasons come from the traffic: they are

@@ -1,0 +1,5 @@
+import sys
+
+from xapitap.translator.process import main
+
+sys.exit(main())

@@ -1,0 +1,110 @@
+"""The translator process: `python -m xapitap.translator --store PATH`.
+
+It follows the store's journal and translates it into the store, on a core of its own. The
+proxy that starts it writes a line to its stdin whenever records become durable (a nudge:
+the journal itself is what is read), and reads one line from its stdout per commit:
+`committed <next seq> <statements added>`. Log lines go to stderr. When its stdin closes
+(the proxy is gone) or on SIGTERM it stops after the batch under way; what is left of the
+journal is translated by the next one. Only one runs per store (`<store>.translator.lock`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from xapitap.journal.segments import JournalReader
+from xapitap.journal.segments import delete_translated
+from xapitap.journal.segments import journal_dir
+from xapitap.store import StoreError
+from xapitap.store import StoreFile
+from xapitap.translator.core import Translator
+
+log = logging.getLogger("xapitap.translator")
+
+BATCH_RECORDS = 500
+BATCH_BYTES = 4 * 1024 * 1024
+IDLE_POLL_SECONDS = 1.0  # how often the journal is looked at without a nudge
+
+
+def lock_path(store: Path) -> Path:
+    return store.with_name(store.name + ".translator.lock")
+
+
+class _Signals:
+    def __init__(self) -> None:
+        self.more = threading.Event()  # a nudge, or a reason to stop
+        self.stopping = False
+
+    def stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
+        self.stopping = True
+        self.more.set()
+
+
+def _watch_stdin(signals: _Signals) -> None:
+    """Anything read is a nudge; the end of input means the proxy is gone. (Unbuffered: a
+    buffered reader's lock, held by this daemon thread, would abort the interpreter's exit.)"""
+    while os.read(0, 4096):
+        signals.more.set()
+    signals.stop()
+
+
+def run(store_path: Path, follow: bool = True) -> int:
+    """Translate the journal; with `follow`, go on until stopped, else until caught up."""
+    store = StoreFile(store_path)
+    lock_fd = os.open(lock_path(store_path), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("waiting for the previous translator of this store to finish")
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    signals = _Signals()
+    if follow:
+        signal.signal(signal.SIGTERM, signals.stop)
+        signal.signal(signal.SIGINT, signals.stop)
+        threading.Thread(target=_watch_stdin, args=(signals,), daemon=True).start()
+    writer = store.writer()
+    translator = Translator(writer)
+    directory = journal_dir(store_path)
+    reader = JournalReader(directory, translator.next_seq)
+    log.info("started (pid %d) at journal record %d", os.getpid(), translator.next_seq)
+    try:
+        while not signals.stopping:
+            records = reader.read(BATCH_RECORDS, BATCH_BYTES)
+            if not records:
+                if not follow:
+                    break
+                signals.more.wait(IDLE_POLL_SECONDS)
+                signals.more.clear()
+                continue
+            added = translator.apply(records)
+            try:
+                print(f"committed {translator.next_seq} {added}", flush=True)
+            except BrokenPipeError:  # the proxy is gone; what is committed stays so
+                signals.stop()
+            delete_translated(directory, translator.next_seq)
+    finally:
+        reader.close()
+        writer.close()
+        os.close(lock_fd)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xapitap.translator")
+    parser.add_argument("--store", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        return run(args.store)
+    except StoreError as e:
+        log.error("%s", e)
+        return 1
