@@ -9,6 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
 import brotli
@@ -21,10 +23,12 @@ from mitmproxy.test import tflow
 import golden
 from support.local import reading
 from support.local import stored
+from xapitap import addon as addon_module
 from xapitap import flows as flows_module
 from xapitap.addon import XapiTap
 from xapitap.decoding import decompress
 from xapitap.journal.format import Kind
+from xapitap.journal.segments import JournalReader
 from xapitap.matching import EndpointRule
 from xapitap.matching import HeaderLookup
 from xapitap.matching import Matcher
@@ -360,3 +364,45 @@ def test_candidates_settle_as_match_does() -> None:
         assert (settled.rule.name if settled else None) == rule
         if rule in ("segment.api", "udemy.ecl"):
             assert found is not None and not found.needs_body
+
+
+def test_a_body_over_the_cap_is_journaled_cut_and_refused_with_its_size(
+    tap: tuple[XapiTap, taddons.context], tmp_path: Path
+) -> None:
+    """A page cannot fill the journal with large bodies: only enough of one to tell that it
+    is over the cap is kept; it is counted with its size as sent."""
+    addon, tctx = tap
+    tctx.configure(addon, xapi_max_body_bytes=1000, xapi_keep_unreadable=True)
+    addon.running()
+    f = flow("POST", "https://api.segment.io/v1/t", b"x" * 3_000_000)
+    before = f.request.get_state()
+    waiting = addon.request(f)
+    assert waiting is not None
+    asyncio.run(waiting)
+    assert f.request.get_state() == before  # the request itself goes on whole
+    journal = tmp_path / "s.sqlite3.journal"
+    assert sum(p.stat().st_size for p in journal.iterdir()) < 3_000
+    with reading(tmp_path / "s.sqlite3") as reader:
+        (reject,) = reader.rejects()
+    assert reject.body_size == 3_000_000 and reject.body is None
+    assert "body of 3000000 bytes exceeds the 1000-byte cap" in reject.reason
+
+
+def test_ticks_follow_the_traffics_clock_so_a_rerun_recording_keeps_its_sessions(
+    tap: tuple[XapiTap, taddons.context], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-running a 2024 recording now must not end its sessions as idle for two years."""
+    monkeypatch.setattr(addon_module, "TICK_SECONDS", 0.05)
+    addon, _ = tap
+    addon.running()
+    f = flow("POST", "https://api.segment.io/v1/t", SEGMENT.read_bytes())
+    f.request.timestamp_start = datetime(2024, 5, 1, tzinfo=UTC).timestamp()
+    waiting = addon.request(f)
+    assert waiting is not None
+    asyncio.run(waiting)
+    time.sleep(0.3)
+    reader = JournalReader(tmp_path / "s.sqlite3.journal", 1)  # before a stop deletes it
+    ticks = [r for r in reader.read() if r.kind is Kind.TICK]
+    reader.close()
+    assert ticks, "the proxy journals its clock"
+    assert all(0 < r.time - f.request.timestamp_start < 60 for r in ticks)

@@ -74,7 +74,9 @@ class XapiTap:
         # Requests waiting for room in the journal's queue, oldest first.
         self._line: collections.deque[asyncio.Future[None]] = collections.deque()
         self._ticking = threading.Event()  # set: no more ticks
-        self._last_request = 0.0  # proxy time of the last analytics request journaled
+        # The traffic's clock: the last analytics request's time, and when (monotonic) it came.
+        self._last_request = 0.0
+        self._last_request_at = 0.0
         self._last_seq = 0  # the last journal record known durable
 
     def load(self, loader: Loader) -> None:
@@ -134,7 +136,7 @@ class XapiTap:
         )
         self.journal.start()
         config = TranslationConfig.of(s).model_dump_json().encode()
-        self._last_request = time.time()
+        self._last_request, self._last_request_at = time.time(), time.monotonic()
         self.journal.append(Kind.CONFIG, self._last_request, lambda: config)
         self.translator.start()
         self._ticking.clear()
@@ -154,11 +156,14 @@ class XapiTap:
             sink.wake()
 
     def _tick(self) -> None:
+        """Journal the traffic's clock: the last request's time plus the time since. Live, that
+        is the proxy's clock; re-running a recording (`mitmdump -nr`), it is the recording's,
+        so that sessions end as they did live, not when the re-run happens."""
         while not self._ticking.wait(TICK_SECONDS):
             journal = self.journal
-            now = time.time()
-            if journal is not None and now - self._last_request < TICKS_AFTER_LAST_REQUEST:
-                journal.append(Kind.TICK, now, bytes)
+            idle = time.monotonic() - self._last_request_at
+            if journal is not None and idle < TICKS_AFTER_LAST_REQUEST:
+                journal.append(Kind.TICK, self._last_request + idle, bytes)
 
     async def done(self) -> None:
         await asyncio.to_thread(self.stop)
@@ -235,13 +240,17 @@ class XapiTap:
 
     def _accept(self, flow: http.HTTPFlow, match: RuleMatch) -> Coroutine[Any, Any, None] | None:
         """An analytics request: answer it if asked to, then queue a copy of it."""
-        if self.settings and self.settings.answer_locally and flow.live and flow.response is None:
+        settings = self.settings
+        assert settings is not None  # requests are only looked at once configured
+        if settings.answer_locally and flow.live and flow.response is None:
             flow.response = answers.answer(flow.request)
         capture = capture_of(flow)
         if capture is None:
             log.warning("%s request body was streamed, not captured", match.rule.name)
             return None
-        return self._submit(match, capture)
+        # A body over the cap is refused by translation: only its start is journaled, so that
+        # a page cannot fill the journal (and hold capture) with large bodies.
+        return self._submit(match, capture.cut(settings.max_body_bytes))
 
     async def _submit(self, match: RuleMatch, capture: Capture) -> None:
         """Journal the request, and hold it until its record is on disk: then nothing can
@@ -265,6 +274,7 @@ class XapiTap:
             loop.call_soon_threadsafe(self._durable, durable)
 
         self._last_request = capture.received_at.timestamp()
+        self._last_request_at = time.monotonic()
         journal.append(
             Kind.REQUEST,
             self._last_request,

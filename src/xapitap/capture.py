@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from datetime import datetime
 from http.cookies import CookieError
 from http.cookies import SimpleCookie
@@ -25,6 +26,8 @@ class Capture:
     body: bytes  # as sent on the wire (still Content-Encoded)
     received_at: datetime  # timezone-aware, UTC
     flow_id: str = ""
+    # Where the proxy kept only the start of a body too large to translate: its size as sent.
+    cut_from: int | None = None
     _header_map: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +47,18 @@ class Capture:
             return None
         morsel = jar.get(name)
         return morsel.value if morsel else None
+
+    @property
+    def size(self) -> int:
+        """The body's size as sent."""
+        return self.cut_from if self.cut_from is not None else len(self.body)
+
+    def cut(self, max_bytes: int) -> Capture:
+        """The request with at most `max_bytes` + 1 of its body (enough to tell that it is
+        over the cap): what translation would refuse is never kept whole."""
+        if len(self.body) <= max_bytes + 1:
+            return self
+        return replace(self, body=self.body[: max_bytes + 1], cut_from=self.size)
 
     @property
     def origin(self) -> str:

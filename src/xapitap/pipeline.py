@@ -23,6 +23,8 @@ from xapitap.accounting import Tally
 from xapitap.capture import Capture
 from xapitap.decoding import DecodeError
 from xapitap.decoding import decode_body
+from xapitap.events import Activity
+from xapitap.events import Interaction
 from xapitap.events import Kind
 from xapitap.events import PayloadError
 from xapitap.events import Skip
@@ -36,6 +38,7 @@ from xapitap.player import decide
 from xapitap.player import end
 from xapitap.privacy import Privacy
 from xapitap.privacy import coarse_user_agent
+from xapitap.privacy import scrub
 from xapitap.session import VideoSession
 from xapitap.session import VideoSessions
 from xapitap.validation import describe
@@ -111,6 +114,9 @@ class Pipeline:
         rule = match.rule
         out = Outcome()
         out.count(rule.platform, rule.name, Skip("", ""), Fate.REQUEST)
+        if capture.cut_from is not None:
+            reason = f"body of {capture.cut_from} bytes exceeds the {self._max_body_bytes}-byte cap"
+            return self._unreadable(out, rule.platform, rule.name, reason)
         try:
             doc = decode_body(
                 capture.body,
@@ -161,9 +167,10 @@ class Pipeline:
         except ValidationError as e:  # a value the statement model refuses
             self._reject(out, event, describe(e))
             return
-        # The raw platform id has done its work (the actor): sessions, which the translator
-        # keeps in the store, never hold it.
-        event = event.model_copy(update={"user_ref": ""})
+        # The raw platform id has done its work (the actor), and e-mails would be scrubbed
+        # from every statement anyway: sessions, which the translator keeps in the store,
+        # never hold either.
+        event = _scrubbed(event.model_copy(update={"user_ref": ""}))
         routed = self.sessions.route(name, event, capture.received_at, home)
         self._end(routed.ended, out)
         session = routed.session
@@ -274,6 +281,32 @@ def _in_time_order(events: list[VideoEvent], received_at: datetime) -> list[Vide
         else:
             fixed.append(event)
     return sorted(fixed, key=lambda e: e.timestamp)
+
+
+def _scrubbed(event: VideoEvent) -> VideoEvent:
+    """The event without e-mail addresses in any text that a session keeps."""
+
+    def activity(a: Activity) -> Activity:
+        name = None if a.name is None else scrub(a.name)
+        return a.model_copy(update={"id": scrub(a.id), "name": name})
+
+    def settings(i: Interaction | None) -> Interaction | None:
+        if i is None:
+            return None
+        texts = ("quality", "cc_language", "speed")
+        return i.model_copy(update={k: scrub(v) for k in texts if (v := getattr(i, k))})
+
+    return event.model_copy(
+        update={
+            "event_type": scrub(event.event_type),
+            "session_key": None if event.session_key is None else scrub(event.session_key),
+            "video": activity(event.video),
+            "parents": tuple(activity(a) for a in event.parents),
+            "groupings": tuple(activity(a) for a in event.groupings),
+            "interaction": settings(event.interaction),
+            "player": settings(event.player),
+        }
+    )
 
 
 def _is_initialized(item: Quarantined) -> bool:

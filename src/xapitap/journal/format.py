@@ -95,6 +95,7 @@ def request_payload(match: RuleMatch, capture: Capture) -> bytes:
         "query": capture.query,
         "headers": capture.headers,
         "flow_id": capture.flow_id,
+        "cut_from": capture.cut_from,
     }
     text = json.dumps(meta, separators=(",", ":")).encode()
     return _META_LENGTH.pack(len(text)) + text + capture.body
@@ -118,6 +119,7 @@ def read_request(record: Record, rules: dict[str, EndpointRule]) -> tuple[RuleMa
             body=payload[_META_LENGTH.size + size :],
             received_at=record.at,
             flow_id=meta["flow_id"],
+            cut_from=meta.get("cut_from"),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise Corrupt(f"request record {record.seq}: {type(e).__name__}: {e}") from None

@@ -230,7 +230,7 @@ def _reject(match: RuleMatch, capture: Capture, reason: str, config: Translation
         if name == "user" and value:  # a raw user id in the path (Coursera's lecture APIs)
             path = path.replace(value, "redacted-user")
     body = None
-    if config.keep_unreadable and len(capture.body) <= config.max_body_bytes:
+    if config.keep_unreadable and capture.size <= config.max_body_bytes:
         body = scrub_body(capture.body)
     return Reject(
         rule=match.rule.name,
@@ -240,7 +240,7 @@ def _reject(match: RuleMatch, capture: Capture, reason: str, config: Translation
         content_type=capture.header("content-type"),
         content_encoding=capture.header("content-encoding"),
         body=body,
-        body_size=len(capture.body),
+        body_size=capture.size,
         flow_id=capture.flow_id,
     )
 
