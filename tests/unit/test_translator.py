@@ -151,3 +151,13 @@ def test_sessions_saved_in_a_format_it_cannot_read_are_replaced_not_a_crash_loop
     assert saved.next_seq == 4 and len(saved.sessions) == 1
     assert '"format": 0' not in saved.sessions[0]
     Translator(writer)  # and the next start reads what is there
+
+
+def test_a_record_that_killed_the_translator_is_counted_and_passed(
+    tmp_path: Path, writer: IntakeWriter
+) -> None:
+    translator = Translator(writer)
+    translator.apply([config_record(tmp_path), request(2, SEED)], skip=2)
+    reader = ReadModel(tmp_path / "s.sqlite3")
+    assert reader.count_statements() == 0 and reader.journal_next_seq() == 3
+    assert any(row.reason == "the translator died on it" for row in reader.accounting())

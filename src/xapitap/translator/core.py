@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 
+from pydantic import ValidationError
+
 from xapitap.accounting import Fate
 from xapitap.accounting import Tally
 from xapitap.capture import Capture
@@ -100,14 +102,23 @@ class Translator:
         pipeline.seen_before = self._writer.was_translated
         return pipeline
 
-    def apply(self, records: Sequence[Record]) -> int:
+    def apply(self, records: Sequence[Record], skip: int | None = None) -> int:
         """Translate the records and commit them in one transaction; how many statements were
-        new."""
+        new. The record numbered `skip` is not translated but counted: the translator died on
+        it, again and again (a crash no exception handler sees)."""
         batch = _Batch()
         new_config: str | None = None
         for record in records:
-            if record.kind is Kind.CONFIG:
-                config = TranslationConfig.model_validate_json(record.payload)
+            if record.seq == skip:
+                log.error("journal record %d killed the translator; passed over", record.seq)
+                tally = Tally("", "", "", Fate.UNREADABLE, "the translator died on it")
+                batch.tallies[tally] += 1
+            elif record.kind is Kind.CONFIG:
+                try:
+                    config = TranslationConfig.model_validate_json(record.payload)
+                except ValidationError as e:
+                    log.error("journal record %d: settings unreadable: %s", record.seq, e)
+                    continue
                 self._config, self._pipeline = config, self._build(config)
                 new_config = record.payload.decode()
             elif self._pipeline is None or self._config is None:

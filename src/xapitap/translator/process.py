@@ -57,8 +57,12 @@ def _watch_stdin(signals: _Signals) -> None:
     signals.stop()
 
 
-def run(store_path: Path, follow: bool = True) -> int:
-    """Translate the journal; with `follow`, go on until stopped, else until caught up."""
+def run(
+    store_path: Path, follow: bool = True, batch: int = BATCH_RECORDS, skip: int | None = None
+) -> int:
+    """Translate the journal; with `follow`, go on until stopped, else until caught up.
+    `batch`: records per transaction at most; `skip`: a record not to translate (see
+    Translator.apply)."""
     store = StoreFile(store_path)
     lock_fd = os.open(lock_path(store_path), os.O_CREAT | os.O_RDWR, 0o600)
     try:
@@ -78,14 +82,14 @@ def run(store_path: Path, follow: bool = True) -> int:
     log.info("started (pid %d) at journal record %d", os.getpid(), translator.next_seq)
     try:
         while not signals.stopping:
-            records = reader.read(BATCH_RECORDS, BATCH_BYTES)
+            records = reader.read(batch, BATCH_BYTES)
             if not records:
                 if not follow:
                     break
                 signals.more.wait(IDLE_POLL_SECONDS)
                 signals.more.clear()
                 continue
-            added = translator.apply(records)
+            added = translator.apply(records, skip)
             try:
                 print(f"committed {translator.next_seq} {added}", flush=True)
             except BrokenPipeError:  # the proxy is gone; what is committed stays so
@@ -101,10 +105,12 @@ def run(store_path: Path, follow: bool = True) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xapitap.translator")
     parser.add_argument("--store", type=Path, required=True)
+    parser.add_argument("--batch", type=int, default=BATCH_RECORDS, help="records per commit")
+    parser.add_argument("--skip", type=int, default=None, help="a record not to translate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     try:
-        return run(args.store)
+        return run(args.store, batch=args.batch, skip=args.skip)
     except StoreError as e:
         log.error("%s", e)
         return 1

@@ -21,6 +21,10 @@ log = logging.getLogger("xapitap")
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where `import xapitap` finds it
 _RESTART_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+# Deaths by a signal (a segfault, an OOM kill) with no progress in between, before the
+# translator goes one record at a time, and then before it passes over the record it dies on.
+_CAREFUL_AFTER = 2
+_SKIP_AFTER = 3
 _LEVELS = {name: getattr(logging, name) for name in ("DEBUG", "INFO", "WARNING", "ERROR")}
 
 
@@ -44,13 +48,13 @@ class TranslatorProcess:
         self._watcher.start()
         self._started.wait(10)
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self, extra: list[str]) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
         )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "xapitap.translator", "--store", str(self._store)],
+            [sys.executable, "-m", "xapitap.translator", "--store", str(self._store), *extra],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -65,17 +69,33 @@ class TranslatorProcess:
         return proc
 
     def _watch(self) -> None:
-        """Run the translator until stopped, restarting it (with backoff) when it dies."""
-        failures = 0
+        """Run the translator until stopped, restarting it (with backoff) when it dies.
+
+        A translator killed by a signal again and again at the same place (a record that
+        crashes it where no exception handler can see) goes one record at a time, then passes
+        over the record it dies on, counting it: capture never stalls behind one record."""
+        failures = stuck = 0
         while not self._stopping:
-            started = time.monotonic()
-            self._proc = self._spawn()
+            started, position = time.monotonic(), self.position
+            extra = []
+            if stuck >= _CAREFUL_AFTER:
+                extra = ["--batch", "1"]
+            if stuck >= _SKIP_AFTER:
+                extra += ["--skip", str(position)]
+            try:
+                self._proc = self._spawn(extra)
+            except OSError as e:
+                self._started.set()
+                log.error("xapitap: cannot start the translator: %s; retrying in 10 s", e)
+                time.sleep(10)
+                continue
             self._started.set()
             code = self._proc.wait()
             if self._stopping:
                 return
             if time.monotonic() - started > 60:
                 failures = 0
+            stuck = stuck + 1 if code < 0 and self.position == position else 0
             delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
             failures += 1
             self.restarts += 1
