@@ -25,9 +25,20 @@ _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 _DURATION = re.compile(r"^PT(?=\d)(\d+H)?(\d+M)?(\d+(\.\d{1,2})?S)?$")
 
 
+# IRIs already found valid: statements repeat the same verbs, extensions and activities, so
+# most checks are a set lookup. Bounded: it is emptied when full.
+_VALID_IRIS: set[str] = set()
+_MAX_VALID_IRIS = 10_000
+
+
 def _iri(value: str) -> str:
+    if value in _VALID_IRIS:
+        return value
     if not _IRI.match(value):
         raise ValueError(f"not an absolute IRI: {value!r}")
+    if len(_VALID_IRIS) >= _MAX_VALID_IRIS:
+        _VALID_IRIS.clear()
+    _VALID_IRIS.add(value)
     return value
 
 
