@@ -32,7 +32,8 @@ log = logging.getLogger("xapitap.translator")
 
 BATCH_RECORDS = 500
 BATCH_BYTES = 4 * 1024 * 1024
-IDLE_POLL_SECONDS = 1.0  # how often the journal is looked at without a nudge
+# How often the journal (and a stop signal) is looked at without a nudge.
+IDLE_POLL_SECONDS = 0.2
 
 
 def lock_path(store: Path) -> Path:
@@ -44,9 +45,14 @@ class _Signals:
         self.more = threading.Event()  # a nudge, or a reason to stop
         self.stopping = False
 
-    def stop(self, signum: int = 0, frame: FrameType | None = None) -> None:
+    def stop(self) -> None:
         self.stopping = True
         self.more.set()
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only a flag: a handler runs on the main thread between any two bytecodes, maybe
+        # while that thread holds the event's lock, and taking it here would deadlock.
+        self.stopping = True
 
 
 def _watch_stdin(signals: _Signals) -> None:
@@ -72,8 +78,8 @@ def run(
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
     signals = _Signals()
     if follow:
-        signal.signal(signal.SIGTERM, signals.stop)
-        signal.signal(signal.SIGINT, signals.stop)
+        signal.signal(signal.SIGTERM, signals.on_signal)
+        signal.signal(signal.SIGINT, signals.on_signal)
         threading.Thread(target=_watch_stdin, args=(signals,), daemon=True).start()
     writer = store.writer()
     translator = Translator(writer)
