@@ -10,8 +10,15 @@ Everything runs on this machine, on 127.0.0.1 only:
      - analytics: POST http://127.0.0.1:<up>/v1/t    (a Segment Video Spec track call that the
                   first-party Segment rule matches: the addon captures and stores it)
    Runs are interleaved (bare, xapitap, bare, xapitap, ...), each after its own warm-up, and
-   reported per run, as medians and as the ratio of medians, with mitmdump's CPU per request.
-2. The hook's own time per flow, in process (mitmproxy.test.taddons), for matched and for
+   reported per run, as medians and as the ratio of medians, with mitmdump's CPU per request
+   and the requests' tail latency (p99, p99.9, max).
+2. Tail latency at a moderate, paced load (default 200 req/s, well under either proxy's
+   capacity, so queueing does not hide the cost of a request): p99, p99.9 and max per
+   configuration and traffic, and the added latency of matched requests (xapitap analytics p99
+   - bare analytics p99).
+3. The event loop's worst stalls, in both proxies: bench/stall_probe.py, loaded into both
+   mitmdumps, wakes every 1 ms and records how late each wake-up came, per measured window.
+4. The hook's own time per flow, in process (mitmproxy.test.taddons), for matched and for
    non-matching requests.
 
 Usage: .venv/bin/python bench/bench.py [--duration S] [--reps N] [--connections N]
@@ -47,6 +54,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 ADDON = REPO / "addons" / "xapitap.py"
+STALL_PROBE = REPO / "bench" / "stall_probe.py"
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
 RESULTS_DIR = REPO / "bench" / "results"
 HOST = "127.0.0.1"
@@ -54,6 +62,8 @@ HOST = "127.0.0.1"
 GOAL_PLAIN_RATIO = 0.97
 GOAL_ANALYTICS_RATIO = 0.90
 GOAL_HOOK_MEDIAN_US = 50.0
+GOAL_STALL_MAX_MS = 5.0
+GOAL_ADDED_P99_MS = 5.0
 
 CONFIGS = ("bare", "xapitap")
 TRAFFIC = {"plain": "/events", "analytics": "/v1/t"}
@@ -141,12 +151,30 @@ def _child_setup(core: int | None) -> Callable[[], None]:
     return setup
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its live descendants (xapitap's translator is a child of mitmdump)."""
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+    return tree
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, from /proc/<pid>/stat (all its threads)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    # Fields after the comm: state is index 0, utime index 11, stime index 12.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime of a process and its live descendants, from /proc/<pid>/stat (all their
+    threads). A descendant that ended between two readings drops out of the sum."""
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            # Fields after the comm: state is index 0, utime index 11, stime index 12.
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def core_busy_seconds(core: int | None) -> float:
@@ -250,10 +278,13 @@ class Proxy:
     port: int
     log: Path
     store: Path | None
+    probe: Path | None  # where its stall probe writes, when loaded
+    probe_seq: int = 0
+    idle_cpu: float = 0.0  # its CPU share when idle (the probe's timer costs a few %)
 
 
 def start_mitmdump(
-    children: Children, name: str, workdir: Path, core: int | None, addon: bool
+    children: Children, name: str, workdir: Path, core: int | None, addon: bool, probe: bool
 ) -> Proxy:
     port = free_port()
     confdir = workdir / f"confdir-{name}"
@@ -264,6 +295,10 @@ def start_mitmdump(
         "--set", "connection_strategy=lazy",
         "--set", f"confdir={confdir}",
     ]  # fmt: skip
+    probe_file = None
+    if probe:  # first, so that its running() starts before xapitap's
+        probe_file = workdir / f"stall-{name}.json"
+        cmd += ["-s", str(STALL_PROBE), "--set", f"stall_probe_file={probe_file}"]
     store = None
     if addon:
         store = workdir / "bench.sqlite3"
@@ -281,7 +316,55 @@ def start_mitmdump(
                 break
         time.sleep(0.05)
     time.sleep(0.3)
-    return Proxy(name, proc, port, log, store)
+    if addon and core is not None:
+        unpin_translator(proc.pid)
+    proxy = Proxy(name, proc, port, log, store, probe_file)
+    if probe_file is not None:
+        stall_window(proxy)  # waits for the probe to answer: it is running
+    return proxy
+
+
+def unpin_translator(proxy_pid: int, timeout: float = 10) -> None:
+    """xapitap's translator is a child of mitmdump, and so inherits its pinning to one core;
+    deployed, nothing pins either, and the translator runs on whichever core is free. Unpin
+    it, so that the benchmark measures that, not both sharing one core."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in process_tree(proxy_pid)[1:]:
+            with contextlib.suppress(OSError):
+                if b"xapitap.translator" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.sched_setaffinity(pid, set(range(os.cpu_count() or 1)))
+                    return
+        time.sleep(0.05)
+    raise RuntimeError("xapitap's translator did not start")
+
+
+def stall_window(proxy: Proxy, timeout: float = 30) -> dict[str, Any] | None:
+    """The stall probe's numbers since the last call (SIGUSR1: write them, start over)."""
+    if proxy.probe is None:
+        return None
+    deadline = time.monotonic() + timeout
+    while not proxy.probe.exists():  # written once its signal handler is in place
+        if time.monotonic() > deadline or proxy.proc.poll() is not None:
+            log = proxy.log.read_text()[-3000:]
+            raise RuntimeError(f"no stall probe in mitmdump ({proxy.name}):\n{log}")
+        time.sleep(0.02)
+    proxy.proc.send_signal(signal.SIGUSR1)
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            data: dict[str, Any] = json.loads(proxy.probe.read_text())
+            if data["seq"] > proxy.probe_seq:
+                proxy.probe_seq = data["seq"]
+                return data
+        time.sleep(0.01)
+    raise RuntimeError(f"the stall probe in mitmdump ({proxy.name}) did not answer")
+
+
+def measure_idle_cpu(proxy: Proxy, seconds: float = 2.0) -> None:
+    pid = proxy.proc.pid
+    cpu0 = cpu_seconds(pid)
+    time.sleep(seconds)
+    proxy.idle_cpu = (cpu_seconds(pid) - cpu0) / seconds
 
 
 def raw_request(up_port: int, path: str, message_id: str) -> bytes:
@@ -318,6 +401,8 @@ class Load:
     errors: int
     p50_ms: float
     p99_ms: float
+    p999_ms: float
+    max_ms: float
 
     @property
     def rps(self) -> float:
@@ -346,14 +431,21 @@ function request()
   n = n + 1
   return wrk.format(nil, nil, nil, head .. prefix .. "-" .. n .. tail)
 end
+{delay}
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     "BENCHJSON {{\\"requests\\":%d,\\"duration_us\\":%d,\\"errors\\":%d,"
-    .. "\\"p50_us\\":%d,\\"p99_us\\":%d}}\\n",
+    .. "\\"p50_us\\":%d,\\"p99_us\\":%d,\\"p999_us\\":%d,\\"max_us\\":%d}}\\n",
     summary.requests, summary.duration,
     e.connect + e.read + e.write + e.status + e.timeout,
-    latency:percentile(50), latency:percentile(99)))
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+"""
+# Paced load: each connection waits this long after an answer before its next request.
+_WRK_DELAY = """\
+function delay()
+  return {ms}
 end
 """
 
@@ -364,17 +456,33 @@ class WrkLoad:
     def __init__(self, children: Children, core: int | None, workdir: Path, up: int) -> None:
         self.children = children
         self.core = core
-        self.scripts: dict[str, Path] = {}
-        for kind, path in TRAFFIC.items():
-            script = workdir / f"{kind}.lua"
-            lua = _WRK_LUA.format(host=HOST, up=up, path=path, head=BODY_HEAD, tail=BODY_TAIL)
-            script.write_text(lua)
-            self.scripts[kind] = script
+        self.workdir = workdir
+        self.up = up
+        self.scripts: dict[tuple[str, int], Path] = {}
 
-    def run(self, proxy_port: int, kind: str, seconds: float, conns: int, tag: str) -> Load:
+    def script(self, kind: str, pace_ms: int) -> Path:
+        if (kind, pace_ms) not in self.scripts:
+            script = self.workdir / f"{kind}-{pace_ms}.lua"
+            delay = _WRK_DELAY.format(ms=pace_ms) if pace_ms else ""
+            lua = _WRK_LUA.format(
+                host=HOST,
+                up=self.up,
+                path=TRAFFIC[kind],
+                head=BODY_HEAD,
+                tail=BODY_TAIL,
+                delay=delay,
+            )
+            script.write_text(lua)
+            self.scripts[kind, pace_ms] = script
+        return self.scripts[kind, pace_ms]
+
+    def run(
+        self, proxy_port: int, kind: str, seconds: float, conns: int, tag: str, pace_ms: int = 0
+    ) -> Load:
+        script = self.script(kind, pace_ms)
         cmd = [
             "wrk", "-t1", f"-c{conns}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-            "-s", str(self.scripts[kind]), f"http://{HOST}:{proxy_port}/", "--", tag,
+            "-s", str(script), f"http://{HOST}:{proxy_port}/", "--", tag,
         ]  # fmt: skip
         proc = self.children.start(cmd, self.core, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = proc.communicate(timeout=seconds + 60)
@@ -388,6 +496,8 @@ class WrkLoad:
                     r["errors"],
                     r["p50_us"] / 1e3,
                     r["p99_us"] / 1e3,
+                    r["p999_us"] / 1e3,
+                    r["max_us"] / 1e3,
                 )
         raise RuntimeError(f"wrk failed: {out.decode()}\n{err.decode()}")
 
@@ -400,10 +510,14 @@ class PythonLoad:
     def __init__(self, up: int) -> None:
         self.up = up
 
-    def run(self, proxy_port: int, kind: str, seconds: float, conns: int, tag: str) -> Load:
-        return asyncio.run(self._run(proxy_port, TRAFFIC[kind], seconds, conns, tag))
+    def run(
+        self, proxy_port: int, kind: str, seconds: float, conns: int, tag: str, pace_ms: int = 0
+    ) -> Load:
+        return asyncio.run(self._run(proxy_port, TRAFFIC[kind], seconds, conns, tag, pace_ms))
 
-    async def _run(self, port: int, path: str, seconds: float, conns: int, tag: str) -> Load:
+    async def _run(
+        self, port: int, path: str, seconds: float, conns: int, tag: str, pace_ms: int
+    ) -> Load:
         latencies: list[float] = []
         errors = [0]
         start = time.perf_counter()
@@ -434,6 +548,8 @@ class PythonLoad:
                             errors[0] += 1
                         elif t1 <= deadline:
                             latencies.append(t1 - t0)
+                        if pace_ms:
+                            await asyncio.sleep(pace_ms / 1e3)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                     errors[0] += 1
                 finally:
@@ -449,6 +565,8 @@ class PythonLoad:
             errors[0],
             _pct(latencies, 50) * 1e3,
             _pct(latencies, 99) * 1e3,
+            _pct(latencies, 99.9) * 1e3,
+            (latencies[-1] if latencies else 0.0) * 1e3,
         )
 
 
@@ -464,6 +582,7 @@ def _pct(sorted_values: list[float], p: float) -> float:
 
 @dataclass
 class Run:
+    phase: str  # "load": as fast as the proxy goes; "paced": a moderate fixed pace
     traffic: str
     config: str
     rep: int
@@ -473,30 +592,63 @@ class Run:
     errors: int
     p50_ms: float
     p99_ms: float
+    p999_ms: float
+    max_ms: float
     cpu_ms_per_req: float  # mitmdump CPU during the measured window / requests
     cpu_busy: float  # mitmdump CPU during the window / wall time (1.0 = one core saturated)
     others_busy: float  # other processes' share of mitmdump's core during the window
     drain_s: float  # how long mitmdump stayed busy after the load stopped
     cpu_ms_per_req_drained: float  # the same, counting CPU spent after the load stopped
+    # The event loop's lateness over the window and the drain (stall_probe.py); -1: no probe.
+    stall_max_ms: float = -1.0
+    stall_p99_ms: float = -1.0
+    stall_p999_ms: float = -1.0
+    stall_over_5ms: int = -1
 
 
-def wait_idle(pid: int, limit: float = 60.0) -> tuple[float, float]:
-    """Wait until the process is idle (< 5 % of a core for 0.3 s); its busy time and CPU."""
+def wait_idle(proxy: Proxy, limit: float = 60.0) -> tuple[float, float]:
+    """Wait until mitmdump (with its child processes) is idle: within 5 % of a core of its
+    idle CPU share for 0.6 s. Returns its busy time and its CPU meanwhile."""
+    pid = proxy.proc.pid
+    step = 0.2
+    # One clock tick of grace: CPU time comes in ticks (10 ms), the probe's timer costs a few %.
+    threshold = step * (proxy.idle_cpu + 0.05) + 1.01 / os.sysconf("SC_CLK_TCK")
     start = time.monotonic()
     cpu0 = last = cpu_seconds(pid)
     idle_since: float | None = None
     busy_until = start
     while time.monotonic() - start < limit:
-        time.sleep(0.1)
+        time.sleep(step)
         now, cpu = time.monotonic(), cpu_seconds(pid)
-        if cpu - last < 0.005:
+        if cpu - last < threshold:
             idle_since = idle_since or now
-            if now - idle_since >= 0.3:
+            if now - idle_since >= 0.4:
                 break
         else:
             idle_since, busy_until = None, now
         last = cpu
     return busy_until - start, cpu_seconds(pid) - cpu0
+
+
+_RUN_HEADER = (
+    f"{'phase':<6} {'traffic':<10} {'config':<8} {'rep':>3} {'req/s':>7} {'err':>4} "
+    f"{'p50 ms':>7} {'p99':>7} {'p99.9':>7} {'max':>7} {'stall max':>9} {'p99.9':>6} "
+    f"{'cpu%':>5} {'other%':>6} {'cpu ms/req':>10} {'drain s':>7}"
+)
+
+
+def _run_line(run: Run) -> str:
+    stall = (
+        f"{run.stall_max_ms:>9.2f} {run.stall_p999_ms:>6.2f}"
+        if run.stall_max_ms >= 0
+        else f"{'-':>9} {'-':>6}"
+    )
+    return (
+        f"{run.phase:<6} {run.traffic:<10} {run.config:<8} {run.rep:>3} {run.rps:>7.0f} "
+        f"{run.errors:>4} {run.p50_ms:>7.2f} {run.p99_ms:>7.2f} {run.p999_ms:>7.2f} "
+        f"{run.max_ms:>7.1f} {stall} {run.cpu_busy * 100:>5.0f} {run.others_busy * 100:>6.0f} "
+        f"{run.cpu_ms_per_req:>10.3f} {run.drain_s:>7.1f}"
+    )
 
 
 def measure_proxy(args: argparse.Namespace, workdir: Path, children: Children) -> dict[str, Any]:
@@ -521,63 +673,52 @@ def measure_proxy(args: argparse.Namespace, workdir: Path, children: Children) -
         else "not pinned (fewer than 2 cores)"
     )
     print(f"load generator: {loadgen.label}; upstream 127.0.0.1:{up}; {pinning}")
+    probe = not args.no_stall_probe
     proxies = {
-        name: start_mitmdump(children, name, workdir, proxy_core, addon=name == "xapitap")
+        name: start_mitmdump(
+            children, name, workdir, proxy_core, addon=name == "xapitap", probe=probe
+        )
         for name in CONFIGS
     }
     for proxy in proxies.values():
         sanity_check(proxy, up)
+    for proxy in proxies.values():
+        wait_idle(proxy)
+        measure_idle_cpu(proxy)
+    print(
+        "idle CPU (the stall probe's 1 ms timer, xapitap's idle work): "
+        + ", ".join(f"{p.name} {p.idle_cpu * 100:.1f} %" for p in proxies.values())
+    )
+    # Paced: each connection waits after every answer, for about `paced_rate` req/s in all.
+    pace_ms = max(1, round(args.connections * 1000 / args.paced_rate)) if args.paced_rate else 0
+    phases = [("load", args.warmup, args.duration, 0)]
+    if pace_ms and args.paced_duration > 0:
+        phases.append(("paced", 1.0, args.paced_duration, pace_ms))
     runs: list[Run] = []
     n_runs = args.reps * len(TRAFFIC) * len(CONFIGS)
     print(
-        f"{n_runs} runs of {args.warmup:g} s warm-up + {args.duration:g} s, "
-        f"{args.connections} connections\n"
+        f"per phase {n_runs} runs, {args.connections} connections: load = {args.warmup:g} s "
+        f"warm-up + {args.duration:g} s as fast as it goes"
+        + (
+            f"; paced = 1 s warm-up + {args.paced_duration:g} s, {pace_ms} ms between an answer "
+            f"and the next request on each connection (~{args.paced_rate:g} req/s)"
+            if len(phases) > 1
+            else ""
+        )
     )
-    print(
-        f"{'traffic':<10} {'config':<8} {'rep':>3} {'req/s':>8} {'errors':>6} {'p50 ms':>7} "
-        f"{'p99 ms':>7} {'cpu%':>5} {'other%':>6} {'cpu ms/req':>10} {'drain s':>7}"
-    )
+    print("latency from the load generator; stall = how late the proxy's event loop woke a")
+    print("1 ms timer (stall_probe.py) during the window and the drain, ms\n")
+    print(_RUN_HEADER)
     for rep in range(1, args.reps + 1):
-        for kind in TRAFFIC:
-            for name in CONFIGS:
-                proxy = proxies[name]
-                pid = proxy.proc.pid
-                tag = f"{kind}-{name}-{rep}"
-                loadgen.run(proxy.port, kind, args.warmup, args.connections, f"w-{tag}")
-                wait_idle(pid)
-                cpu0, core0 = cpu_seconds(pid), core_busy_seconds(proxy_core)
-                load = loadgen.run(proxy.port, kind, args.duration, args.connections, f"m-{tag}")
-                cpu1, core1 = cpu_seconds(pid), core_busy_seconds(proxy_core)
-                drain_s, drain_cpu = wait_idle(pid)
-                if proxy.proc.poll() is not None:
-                    raise RuntimeError(f"mitmdump ({name}) died:\n{proxy.log.read_text()}")
-                n = max(load.requests, 1)
-                run = Run(
-                    traffic=kind,
-                    config=name,
-                    rep=rep,
-                    rps=load.rps,
-                    requests=load.requests,
-                    seconds=load.seconds,
-                    errors=load.errors,
-                    p50_ms=load.p50_ms,
-                    p99_ms=load.p99_ms,
-                    cpu_ms_per_req=(cpu1 - cpu0) * 1e3 / n,
-                    cpu_busy=(cpu1 - cpu0) / load.seconds if load.seconds else 0.0,
-                    others_busy=max(0.0, (core1 - core0) - (cpu1 - cpu0)) / load.seconds
-                    if load.seconds and proxy_core is not None
-                    else 0.0,
-                    drain_s=drain_s,
-                    cpu_ms_per_req_drained=(cpu1 - cpu0 + drain_cpu) * 1e3 / n,
-                )
-                runs.append(run)
-                print(
-                    f"{kind:<10} {name:<8} {rep:>3} {run.rps:>8.0f} {run.errors:>6} "
-                    f"{run.p50_ms:>7.2f} {run.p99_ms:>7.2f} {run.cpu_busy * 100:>5.0f} "
-                    f"{run.others_busy * 100:>6.0f} "
-                    f"{run.cpu_ms_per_req:>10.3f} {run.drain_s:>7.1f}",
-                    flush=True,
-                )
+        for phase, warmup, duration, pace in phases:
+            for kind in TRAFFIC:
+                for name in CONFIGS:
+                    proxy = proxies[name]
+                    run = _one_run(
+                        loadgen, proxy, proxy_core, phase, kind, rep, warmup, duration, pace, args
+                    )
+                    runs.append(run)
+                    print(_run_line(run), flush=True)
     for name in reversed(CONFIGS):
         children.stop(proxies[name].proc)
     store = proxies["xapitap"].store
@@ -586,14 +727,74 @@ def measure_proxy(args: argparse.Namespace, workdir: Path, children: Children) -
         "loadgen": loadgen.label,
         "pinning": pinning,
         "upstream_port": up,
+        "stall_probe": probe,
+        "idle_cpu": {p.name: p.idle_cpu for p in proxies.values()},
+        "paced": {"pace_ms": pace_ms, "rate": args.paced_rate, "seconds": args.paced_duration}
+        if len(phases) > 1
+        else None,
         "runs": [asdict(r) for r in runs],
-        "summary": _summarize(runs),
+        "summary": _summarize([r for r in runs if r.phase == "load"]),
+        "latency": {phase: _summarize_latency(runs, phase) for phase, *_ in phases},
         "store": stored,
     }
 
 
+def _one_run(
+    loadgen: WrkLoad | PythonLoad,
+    proxy: Proxy,
+    proxy_core: int | None,
+    phase: str,
+    kind: str,
+    rep: int,
+    warmup: float,
+    duration: float,
+    pace_ms: int,
+    args: argparse.Namespace,
+) -> Run:
+    pid = proxy.proc.pid
+    tag = f"{phase}-{kind}-{proxy.name}-{rep}"
+    loadgen.run(proxy.port, kind, warmup, args.connections, f"w-{tag}", pace_ms)
+    wait_idle(proxy)
+    stall_window(proxy)  # start the probe's window afresh
+    cpu0, core0 = cpu_seconds(pid), core_busy_seconds(proxy_core)
+    load = loadgen.run(proxy.port, kind, duration, args.connections, f"m-{tag}", pace_ms)
+    cpu1, core1 = cpu_seconds(pid), core_busy_seconds(proxy_core)
+    drain_s, drain_cpu = wait_idle(proxy)
+    stall = stall_window(proxy)
+    if proxy.proc.poll() is not None:
+        raise RuntimeError(f"mitmdump ({proxy.name}) died:\n{proxy.log.read_text()}")
+    n = max(load.requests, 1)
+    return Run(
+        phase=phase,
+        traffic=kind,
+        config=proxy.name,
+        rep=rep,
+        rps=load.rps,
+        requests=load.requests,
+        seconds=load.seconds,
+        errors=load.errors,
+        p50_ms=load.p50_ms,
+        p99_ms=load.p99_ms,
+        p999_ms=load.p999_ms,
+        max_ms=load.max_ms,
+        cpu_ms_per_req=(cpu1 - cpu0) * 1e3 / n,
+        cpu_busy=(cpu1 - cpu0) / load.seconds if load.seconds else 0.0,
+        others_busy=max(0.0, (core1 - core0) - (cpu1 - cpu0)) / load.seconds
+        if load.seconds and proxy_core is not None
+        else 0.0,
+        drain_s=drain_s,
+        cpu_ms_per_req_drained=(cpu1 - cpu0 + drain_cpu) * 1e3 / n,
+        stall_max_ms=stall["max_ms"] if stall else -1.0,
+        stall_p99_ms=stall["p99_ms"] if stall else -1.0,
+        stall_p999_ms=stall["p999_ms"] if stall else -1.0,
+        stall_over_5ms=stall["over_5ms"] if stall else -1,
+    )
+
+
 def _store_counts(store: Path) -> dict[str, int]:
     """What the xapitap proxy kept: proof that the analytics traffic was really matched."""
+    if not store.exists():
+        return {}
     db = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     try:
         counts = {
@@ -604,6 +805,8 @@ def _store_counts(store: Path) -> dict[str, int]:
             {f"counter {k}": v for k, v in db.execute("SELECT name, value FROM counters")}
         )
         return counts
+    except sqlite3.Error as e:  # another layout: say so rather than fail the whole run
+        return {f"unreadable: {e}": -1}
     finally:
         db.close()
 
@@ -638,12 +841,48 @@ def _summarize(runs: list[Run]) -> dict[str, Any]:
     return summary
 
 
+def _summarize_latency(runs: list[Run], phase: str) -> dict[str, Any]:
+    """Per traffic and configuration: the median over the runs of each latency percentile,
+    the worst single request, and the event loop's stalls; then xapitap - bare."""
+    summary: dict[str, Any] = {}
+    for kind in TRAFFIC:
+        per: dict[str, Any] = {}
+        for name in CONFIGS:
+            mine = [r for r in runs if r.phase == phase and r.traffic == kind and r.config == name]
+            probed = [r for r in mine if r.stall_max_ms >= 0]
+            per[name] = {
+                "rps_median": statistics.median(r.rps for r in mine),
+                "p50_ms": statistics.median(r.p50_ms for r in mine),
+                "p99_ms": statistics.median(r.p99_ms for r in mine),
+                "p999_ms": statistics.median(r.p999_ms for r in mine),
+                "max_ms": max(r.max_ms for r in mine),
+                "p99_ms_runs": [round(r.p99_ms, 3) for r in mine],
+                "errors": sum(r.errors for r in mine),
+            }
+            if probed:
+                per[name] |= {
+                    "stall_max_ms": max(r.stall_max_ms for r in probed),
+                    "stall_max_ms_runs": [r.stall_max_ms for r in probed],
+                    "stall_p99_ms": statistics.median(r.stall_p99_ms for r in probed),
+                    "stall_p999_ms": statistics.median(r.stall_p999_ms for r in probed),
+                    "stall_over_5ms": sum(r.stall_over_5ms for r in probed),
+                }
+        bare, tap = per["bare"], per["xapitap"]
+        per["added_p99_ms"] = tap["p99_ms"] - bare["p99_ms"]
+        per["added_p999_ms"] = tap["p999_ms"] - bare["p999_ms"]
+        pairs = [t - b for t, b in zip(tap["p99_ms_runs"], bare["p99_ms_runs"], strict=True)]
+        per["added_p99_ms_per_rep"] = [round(d, 3) for d in pairs]
+        per["added_p99_ms_paired"] = statistics.median(pairs)
+        summary[kind] = per
+    return summary
+
+
 # ---------------------------------------------------------------------------------------------
 # The hook, in process
 
 
 def measure_hook(n: int, workdir: Path) -> dict[str, Any]:
-    """The hook's time per flow, in this process, with the addon's intake thread running."""
+    """The hook's time per flow, in this process, with the addon's journal writer running."""
     try:
         import xapitap  # noqa: F401
     except ImportError:
@@ -687,9 +926,9 @@ async def _measure_hook(n: int, workdir: Path) -> dict[str, Any]:
             ns.append(clock() - t0)
             if pending is not None:
                 held += 1
-                pending.close()  # stop waiting; the intake thread stores the flow all the same
+                pending.close()  # stop waiting; the journal writer writes the flow all the same
             if i % 100 == 99:
-                await asyncio.sleep(0)  # let the loop run what the intake thread calls back
+                await asyncio.sleep(0)  # let the loop run what the journal writer calls back
         return ns, held
 
     def stats(ns: list[int]) -> dict[str, float]:
@@ -711,7 +950,7 @@ async def _measure_hook(n: int, workdir: Path) -> dict[str, Any]:
             warm = flows("https://api.segment.io/v1/t", "warm", 200)
             warm += flows("https://example.org/api/x", "warm-x", 200)
             await timed(addon, warm)
-            await asyncio.sleep(0.5)  # let the intake thread store the warm-up flows
+            await asyncio.sleep(0.5)  # let the journal writer write the warm-up flows
             for kind, url in (
                 ("non_matching", "https://example.org/api/x"),
                 ("matched", "https://api.segment.io/v1/t"),
@@ -721,14 +960,14 @@ async def _measure_hook(n: int, workdir: Path) -> dict[str, Any]:
                 cpu0 = time.process_time()
                 ns, held = await timed(addon, batch)
                 if kind == "matched":
-                    # The intake thread stores everything queued (its CPU counts below).
+                    # The writer journals everything queued (its CPU counts below).
                     await asyncio.to_thread(addon.stop)
                     await asyncio.sleep(0)
                 cpu = time.process_time() - cpu0
                 results[kind] = stats(ns) | {
                     "held": held,
-                    # The process's CPU for hook + intake (translate, pseudonymize, SQLite),
-                    # with the intake working in batches as it does under load.
+                    # The process's CPU for hook + journal writer (encode, write, fsync), in
+                    # groups as under load; translation is the translator process's.
                     "process_cpu_us_per_flow": cpu * 1e6 / n,
                 }
             # One at a time, each awaited to the end: how long a matched request is held.
@@ -740,7 +979,7 @@ async def _measure_hook(n: int, workdir: Path) -> dict[str, Any]:
                 if pending is not None:
                     await pending
                 wait_ns.append(time.perf_counter_ns() - t0)
-            results["held_until_stored"] = stats(wait_ns) | {"flows": len(wait_ns)}
+            results["held_until_journaled"] = stats(wait_ns) | {"flows": len(wait_ns)}
         finally:
             await asyncio.to_thread(addon.stop)
     results["store"] = _store_counts(store)
@@ -772,6 +1011,68 @@ def _versions() -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "kernel": platform.release(),
     }
+
+
+def _report_latency(proxy: dict[str, Any]) -> list[tuple[str, float, float, bool]]:
+    """Tail latency and event-loop stalls per phase; the goals from the paced phase only (the
+    load phase's latency is mostly queueing behind a saturated proxy)."""
+    probe = proxy.get("stall_probe", False)
+    for phase, lat in proxy["latency"].items():
+        what = (
+            f"paced, ~{proxy['paced']['rate']:g} req/s"
+            if phase == "paced"
+            else "load, as fast as it goes (latency = mostly queueing)"
+        )
+        print(f"\nlatency, {what}: medians over the runs of each run's percentile, ms")
+        print(
+            f"{'traffic':<10} {'config':<8} {'req/s':>6} {'p50':>7} {'p99':>7} {'p99.9':>7} "
+            f"{'max':>7}"
+            + (f" {'stall max':>9} {'p99':>6} {'p99.9':>6} {'>5ms':>5}" if probe else "")
+        )
+        for kind, per in lat.items():
+            for name in CONFIGS:
+                c = per[name]
+                line = (
+                    f"{kind:<10} {name:<8} {c['rps_median']:>6.0f} {c['p50_ms']:>7.2f} "
+                    f"{c['p99_ms']:>7.2f} {c['p999_ms']:>7.2f} {c['max_ms']:>7.1f}"
+                )
+                if "stall_max_ms" in c:
+                    line += (
+                        f" {c['stall_max_ms']:>9.2f} {c['stall_p99_ms']:>6.2f} "
+                        f"{c['stall_p999_ms']:>6.2f} {c['stall_over_5ms']:>5}"
+                    )
+                print(line)
+        for kind, per in lat.items():
+            print(
+                f"{kind}: xapitap - bare p99 {per['added_p99_ms']:+.2f} ms (paired "
+                f"{per['added_p99_ms_paired']:+.2f}; per rep "
+                f"{' '.join(f'{d:+.2f}' for d in per['added_p99_ms_per_rep'])}), "
+                f"p99.9 {per['added_p999_ms']:+.2f} ms"
+            )
+    if probe:
+        print("stall max = the worst over the runs; p99, p99.9 = medians over the runs")
+    load = proxy["latency"]["load"]
+    if probe:
+        bare = max(load[k]["bare"]["stall_max_ms"] for k in TRAFFIC)
+        tap = max(load[k]["xapitap"]["stall_max_ms"] for k in TRAFFIC)
+        print(f"(at full load, stall max: bare {bare:.2f} ms, xapitap {tap:.2f} ms)")
+    paced = proxy["latency"].get("paced")
+    if paced is None:
+        # At full load, latency differences are mostly queueing: no verdict from them.
+        print("no paced runs (--paced-rate 0): no verdict on added latency and stalls")
+        return []
+    goals = [
+        (
+            "added latency p99, matched requests (paced; ms)",
+            paced["analytics"]["added_p99_ms"],
+            GOAL_ADDED_P99_MS,
+            False,
+        )
+    ]
+    if probe:
+        worst = max(paced[k]["xapitap"]["stall_max_ms"] for k in TRAFFIC)
+        goals.append(("event-loop stall max, xapitap (paced; ms)", worst, GOAL_STALL_MAX_MS, False))
+    return goals
 
 
 def report(results: dict[str, Any]) -> None:
@@ -816,6 +1117,7 @@ def report(results: dict[str, Any]) -> None:
         goals.append(("throughput ratio, plain traffic", ratio, GOAL_PLAIN_RATIO, True))
         ratio = s["analytics"]["ratio_of_medians"]
         goals.append(("throughput ratio, analytics traffic", ratio, GOAL_ANALYTICS_RATIO, True))
+        goals += _report_latency(proxy)
     hook = results.get("hook")
     if hook:
         print(f"\nhook time per flow ({hook['flows']} flows each, µs):")
@@ -826,15 +1128,15 @@ def report(results: dict[str, Any]) -> None:
                 f"{kind:<13} {h['median_us']:>7.1f} {h['p99_us']:>7.1f} {h['mean_us']:>7.1f} "
                 f"{h['max_us']:>8.0f} {h['process_cpu_us_per_flow']:>12.1f}"
             )
-        if "held_until_stored" in hook:
-            h = hook["held_until_stored"]
+        if "held_until_journaled" in hook:
+            h = hook["held_until_journaled"]
             print(
-                f"held until stored, {h['flows']} matched flows one at a time (request() and "
+                f"held until journaled, {h['flows']} matched flows one at a time (request() and "
                 f"its coroutine awaited): median {h['median_us']:.0f} µs, p99 {h['p99_us']:.0f} µs"
             )
         print(
-            "hook = request() plus its coroutine's first step (to where it waits for the store);"
-            " process CPU includes the intake thread"
+            "hook = request() plus its coroutine's first step (to where it waits for the journal);"
+            " process CPU includes the journal writer"
         )
         print(f"hook store: {hook['store']}")
         goals.append(
@@ -859,6 +1161,15 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="runs per configuration and traffic")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections")
     parser.add_argument("--hook-flows", type=int, default=10_000, help="flows per hook timing")
+    parser.add_argument(
+        "--paced-rate", type=float, default=200, help="req/s of the paced latency runs (0: none)"
+    )
+    parser.add_argument(
+        "--paced-duration", type=float, default=5, help="seconds per paced run (0: none)"
+    )
+    parser.add_argument(
+        "--no-stall-probe", action="store_true", help="do not load stall_probe.py into mitmdump"
+    )
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--skip-proxy", action="store_true", help="only time the hook")
     parser.add_argument("--skip-hook", action="store_true", help="only measure the proxy")
