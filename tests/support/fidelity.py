@@ -196,7 +196,7 @@ def eventing(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 @dataclass
 class Sent:
-    """What the pipeline made of one request (a crash drops it all, as the intake does)."""
+    """What the pipeline made of one request (a crash drops it all, as the translator does)."""
 
     rule: str | None
     statements: list[dict[str, Any]] = field(default_factory=list)
@@ -239,7 +239,7 @@ class Run:
         else:
             try:
                 outcome = self.pipeline.process(match, capture)
-            except Exception as e:  # the intake logs it and drops the request's outcome
+            except Exception as e:  # the translator logs it and drops the request's outcome
                 result = Sent(rule=match.rule.name, crash=f"{type(e).__name__}: {e}")
             else:
                 result = self._keep(match.rule.name, outcome)

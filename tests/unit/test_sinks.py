@@ -103,7 +103,7 @@ def test_a_crashed_sink_is_restarted_and_reported(
 
 
 class JsonLinesSink:
-    """Another kind of sink, written here without touching the intake or the LRS code."""
+    """Another kind of sink, written here without touching translation or the LRS code."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -9,11 +9,11 @@ import golden
 from xapitap.accounting import Fate
 from xapitap.accounting import Tally
 from xapitap.pseudonym import load_or_create_key
-from xapitap.store import IntakeWriter
 from xapitap.store import Outbox
 from xapitap.store import ReadModel
 from xapitap.store import StoreError
 from xapitap.store import StoreFile
+from xapitap.store import TranslationWriter
 from xapitap.store.records import Provenance
 from xapitap.store.records import Reject
 from xapitap.store.writer import OTHER
@@ -29,7 +29,7 @@ def statements() -> list[Statement]:
     ]
 
 
-def doors(tmp_path: Path) -> tuple[IntakeWriter, Outbox, ReadModel]:
+def doors(tmp_path: Path) -> tuple[TranslationWriter, Outbox, ReadModel]:
     store = StoreFile(tmp_path / "s.sqlite3")
     return store.writer(), store.outbox(), store.reader()
 

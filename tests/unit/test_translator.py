@@ -17,8 +17,8 @@ from xapitap.journal.format import request_payload
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import Pipeline
 from xapitap.platforms.segment import RULES
-from xapitap.store import IntakeWriter
 from xapitap.store import StoreError
+from xapitap.store import TranslationWriter
 from xapitap.store.reads import ReadModel
 from xapitap.translator.config import TranslationConfig
 from xapitap.translator.core import Translator
@@ -45,7 +45,7 @@ def request(seq: int, body: bytes) -> Record:
 
 @pytest.fixture
 def writer(tmp_path: Path) -> Any:
-    w = IntakeWriter(tmp_path / "s.sqlite3")
+    w = TranslationWriter(tmp_path / "s.sqlite3")
     yield w
     w.close()
 
@@ -58,7 +58,7 @@ def exploding(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_bug_in_translation_costs_one_request_and_is_recorded(
-    tmp_path: Path, writer: IntakeWriter, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, writer: TranslationWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     exploding(monkeypatch)
     body = b'{"writeKey":"WK-1","userId":"jane@uni.edu"}'
@@ -73,7 +73,7 @@ def test_a_bug_in_translation_costs_one_request_and_is_recorded(
 
 
 def test_unreadable_bodies_are_not_kept_unless_asked_for(
-    tmp_path: Path, writer: IntakeWriter, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, writer: TranslationWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     exploding(monkeypatch)
     Translator(writer).apply([config_record(tmp_path), request(2, b'{"writeKey":"WK-1"}')])
@@ -87,7 +87,7 @@ def test_store_errors_are_retried_not_dropped(
     monkeypatch.setattr("xapitap.translator.core.time.sleep", lambda _: None)
     calls = []
 
-    class Flaky(IntakeWriter):
+    class Flaky(TranslationWriter):
         def add(self, *args: Any, **kwargs: Any) -> int:
             calls.append(1)
             if len(calls) < 3:
@@ -101,20 +101,20 @@ def test_store_errors_are_retried_not_dropped(
 
 
 def test_a_batch_that_cannot_be_stored_costs_that_batch_and_translation_goes_on(
-    tmp_path: Path, writer: IntakeWriter, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, writer: TranslationWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A value the store cannot take (once: a lone surrogate) must not stop translation:
     that batch is kept as unreadable, the next one is stored."""
-    real_add = IntakeWriter.add
+    real_add = TranslationWriter.add
     calls = []
 
-    def add_once_refusing(self: IntakeWriter, items: Any, *args: Any, **kwargs: Any) -> int:
+    def add_once_refusing(self: TranslationWriter, items: Any, *args: Any, **kwargs: Any) -> int:
         calls.append(1)
         if len(calls) == 1:
             raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
         return real_add(self, items, *args, **kwargs)
 
-    monkeypatch.setattr(IntakeWriter, "add", add_once_refusing)
+    monkeypatch.setattr(TranslationWriter, "add", add_once_refusing)
     translator = Translator(writer)
     translator.apply([config_record(tmp_path), request(2, SEED)])
     translator.apply([request(3, SEED.replace(b"ajs-", b"ajs-2-"))])
@@ -126,7 +126,7 @@ def test_a_batch_that_cannot_be_stored_costs_that_batch_and_translation_goes_on(
 
 
 def test_a_record_of_an_unknown_rule_is_counted_and_passed(
-    tmp_path: Path, writer: IntakeWriter
+    tmp_path: Path, writer: TranslationWriter
 ) -> None:
     """A journal written by another version may name a rule this one lacks."""
     bad = request(2, SEED)
@@ -138,7 +138,7 @@ def test_a_record_of_an_unknown_rule_is_counted_and_passed(
 
 
 def test_sessions_saved_in_a_format_it_cannot_read_are_replaced_not_a_crash_loop(
-    tmp_path: Path, writer: IntakeWriter, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, writer: TranslationWriter, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An older xapitap's saved sessions: translation goes on, loudly, and the rows that
     cannot be read are gone after the first commit (or every restart would fail again)."""
@@ -154,7 +154,7 @@ def test_sessions_saved_in_a_format_it_cannot_read_are_replaced_not_a_crash_loop
 
 
 def test_a_record_that_killed_the_translator_is_counted_and_passed(
-    tmp_path: Path, writer: IntakeWriter
+    tmp_path: Path, writer: TranslationWriter
 ) -> None:
     translator = Translator(writer)
     translator.apply([config_record(tmp_path), request(2, SEED)], skip=2)

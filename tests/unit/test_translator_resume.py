@@ -17,7 +17,7 @@ from xapitap.journal.format import Kind
 from xapitap.journal.format import Record
 from xapitap.journal.format import request_payload
 from xapitap.pipeline import matcher
-from xapitap.store import IntakeWriter
+from xapitap.store import TranslationWriter
 from xapitap.store.reads import ReadModel
 from xapitap.translator.config import TranslationConfig
 from xapitap.translator.core import Translator
@@ -70,7 +70,7 @@ def statements(store: Path) -> list[dict[str, Any]]:
 
 
 def uninterrupted(records: list[Record], store: Path) -> list[dict[str, Any]]:
-    writer = IntakeWriter(store)
+    writer = TranslationWriter(store)
     Translator(writer).apply(records)
     writer.close()
     return statements(store)
@@ -86,7 +86,7 @@ def interrupted(records: list[Record], store: Path, every: int, mid_batch: bool)
     (nothing of it is committed) and is translated again by the next translator."""
     batch = 0
     while True:
-        writer = IntakeWriter(store)
+        writer = TranslationWriter(store)
         translator = Translator(writer)
         todo = [r for r in records if r.seq >= translator.next_seq][:every]
         if not todo:

@@ -1,9 +1,9 @@
 """Sinks: whatever receives statements from the store's outbox, each on a thread of its own.
 
 The LRS forwarder (sinks/lrs.py) is the first. A sink is a name, a rule for which statements
-it takes (the intake queues those for it), and a `run` that drains its outbox until told to
+it takes (translation queues those for it), and a `run` that drains its outbox until told to
 stop; a file export, a dashboard feed or another store kind plugs in the same way, without
-touching the intake or the LRS code. A `Supervisor` runs each sink: one that crashes is
+touching translation or the LRS code. A `Supervisor` runs each sink: one that crashes is
 restarted with backoff, and the store's status shows that it crashed, when and why.
 """
 

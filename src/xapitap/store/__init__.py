@@ -4,7 +4,7 @@ It holds every statement with where it came from, an outbox per sink (a statemen
 committed here before any send, and leaves the outbox only when the sink took it), the
 requests that could not be read, the accounting of what the proxy saw, and which source
 events were translated. Each role has its own door, opened from a `StoreFile`:
-- `IntakeWriter` (store/writer.py): what translation made of the requests;
+- `TranslationWriter` (store/writer.py): what translation made of the requests;
 - `Outbox` (store/outbox.py): what a sink sends, and what became of it;
 - `ReadModel` (store/reads.py): what the CLI and a dashboard show.
 """
@@ -20,9 +20,9 @@ from xapitap.store.database import Database
 from xapitap.store.database import StoreError
 from xapitap.store.outbox import Outbox
 from xapitap.store.reads import ReadModel
-from xapitap.store.writer import IntakeWriter
+from xapitap.store.writer import TranslationWriter
 
-__all__ = ["IntakeWriter", "Outbox", "ReadModel", "StoreError", "StoreFile", "StoreLock"]
+__all__ = ["Outbox", "ReadModel", "StoreError", "StoreFile", "StoreLock", "TranslationWriter"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ class StoreFile:
         """Make the file and its schema (or migrate it), failing early if it can't."""
         Database(self.path).close()
 
-    def writer(self) -> IntakeWriter:
-        return IntakeWriter(self.path)
+    def writer(self) -> TranslationWriter:
+        return TranslationWriter(self.path)
 
     def outbox(self) -> Outbox:
         return Outbox(self.path)

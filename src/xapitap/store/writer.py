@@ -1,4 +1,4 @@
-"""The intake's door: what translation made of the requests, written in one transaction."""
+"""Translation's door: what the translator made of the requests, written in one transaction."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ MAX_REJECTS = 1_000
 MAX_REASON = 500  # characters of a reason that are kept (it may quote a value)
 
 
-class IntakeWriter(Door):
+class TranslationWriter(Door):
     """Translation's door. Its commits are durable (fsync), because the journal records
     they translate are deleted once they are committed."""
 

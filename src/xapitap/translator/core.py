@@ -35,8 +35,8 @@ from xapitap.platforms import all_rules
 from xapitap.privacy import scrub
 from xapitap.privacy import scrub_body
 from xapitap.session import VideoSessions
-from xapitap.store import IntakeWriter
 from xapitap.store import StoreError
+from xapitap.store import TranslationWriter
 from xapitap.store.records import Provenance
 from xapitap.store.records import Reject
 from xapitap.store.records import Route
@@ -77,7 +77,7 @@ class _Batch:
 class Translator:
     """Applies journal records to the pipeline and commits them, a batch at a time."""
 
-    def __init__(self, writer: IntakeWriter, resume: bool = True) -> None:
+    def __init__(self, writer: TranslationWriter, resume: bool = True) -> None:
         """`resume`: go on from the state the store keeps, and keep it there (the journal's
         translator). Without it (a replay), start afresh and leave that state alone."""
         self._writer = writer
@@ -228,9 +228,15 @@ class Translator:
 
 
 def _config(saved: TranslationState) -> TranslationConfig | None:
+    """The settings in force at the last commit; None before any (or if they cannot be read:
+    the proxy journals its settings at every start)."""
     if saved.config is None:
         return None
-    return TranslationConfig.model_validate_json(saved.config)
+    try:
+        return TranslationConfig.model_validate_json(saved.config)
+    except ValidationError as e:
+        log.error("the settings kept in the store cannot be read: %s", e)
+        return None
 
 
 def _reject(match: RuleMatch, capture: Capture, reason: str, config: TranslationConfig) -> Reject:
