@@ -191,3 +191,22 @@ def test_a_reader_follows_a_journal_being_written(tmp_path: Path) -> None:
     thread.join()
     reader.close()
     assert seen == list(range(1, 501))
+
+
+def test_a_record_that_cannot_be_encoded_costs_itself_and_holds_nothing(tmp_path: Path) -> None:
+    """A bug in copying one request must neither stop the writer nor hold that request."""
+    directory = tmp_path / "j"
+    writer = JournalWriter(directory, prepare(directory, 1))
+
+    def broken() -> bytes:
+        raise TypeError("not serialisable")
+
+    durable: list[int] = []
+    writer.append(Kind.REQUEST, 0.0, lambda: b"before", 6, durable.append)
+    writer.append(Kind.REQUEST, 0.0, broken, 1, durable.append)
+    writer.append(Kind.REQUEST, 0.0, lambda: b"after", 5, durable.append)
+    writer.start()
+    writer.stop()
+    assert sorted(durable) == [-1, 1, 2]  # released; the others journaled, in order
+    assert [r.payload for r in read_all(directory)] == [b"before", b"after"]
+    assert writer.has_room()

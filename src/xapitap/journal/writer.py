@@ -101,7 +101,6 @@ class JournalWriter:
         self._opened = 0.0  # when it was opened (monotonic)
         self._bytes = total_bytes(directory)
         self.full = False  # the size bound is reached: requests wait
-        self.failing: str | None = None  # why the last write failed, while it does
         self._thread = threading.Thread(target=self._run, name="xapitap-journal", daemon=True)
 
     def start(self) -> None:
@@ -151,14 +150,14 @@ class JournalWriter:
 
     def _commit(self, work: list[_Item]) -> None:
         records = []
+        unencodable = []
         for item in work:
             try:
                 payload = item.payload()
-            except Exception as e:  # a request that cannot be copied costs itself only
+            except Exception as e:  # a bug: it costs that request only, loudly
                 log.error("journal: a record could not be encoded: %s: %s", type(e).__name__, e)
-                payload = b""
-                if item.kind is Kind.REQUEST:
-                    continue
+                unencodable.append(item)
+                continue
             records.append((Record(self._seq, item.time, item.kind, payload), item))
             self._seq += 1
         self._wait_for_room()
@@ -168,16 +167,19 @@ class JournalWriter:
             try:
                 done = self._write(chunks, done)
             except OSError as e:
-                self.failing = f"{type(e).__name__}: {e}"
-                log.error("journal: cannot write (%s); retrying in %.1f s", self.failing, delay)
+                log.error(
+                    "journal: cannot write (%s: %s); retrying in %.1f s", type(e).__name__, e, delay
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self.failing = None
         with self._lock:
             self._queued -= sum(item.size for item in work)
         for record, item in records:
             if item.durable is not None:
                 item.durable(record.seq)
+        for item in unencodable:  # never journaled, but never held for ever either
+            if item.durable is not None:
+                item.durable(-1)
         if records:
             self._on_durable(records[-1][0].seq)
 

@@ -3,9 +3,10 @@
 It follows the store's journal and translates it into the store, on a core of its own. The
 proxy that starts it writes a line to its stdin whenever records become durable (a nudge:
 the journal itself is what is read), and reads one line from its stdout per commit:
-`committed <next seq> <statements added>`. Log lines go to stderr. When its stdin closes
-(the proxy is gone) or on SIGTERM it stops after the batch under way; what is left of the
-journal is translated by the next one. Only one runs per store (`<store>.translator.lock`).
+`committed <next seq> <statements added>`. Log lines go to stderr. On SIGTERM it stops after
+the batch under way, and what is left of the journal is translated by the next one; when its
+stdin closes (the proxy was killed) it first translates what the journal holds. Only one
+runs per store (`<store>.translator.lock`).
 """
 
 from __future__ import annotations
@@ -42,12 +43,9 @@ def lock_path(store: Path) -> Path:
 
 class _Signals:
     def __init__(self) -> None:
-        self.more = threading.Event()  # a nudge, or a reason to stop
-        self.stopping = False
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.more.set()
+        self.more = threading.Event()  # a nudge, or a reason to look again
+        self.stopping = False  # stop after the batch under way
+        self.orphaned = False  # the proxy is gone: stop once the journal is translated
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         # Only a flag: a handler runs on the main thread between any two bytecodes, maybe
@@ -56,19 +54,18 @@ class _Signals:
 
 
 def _watch_stdin(signals: _Signals) -> None:
-    """Anything read is a nudge; the end of input means the proxy is gone. (Unbuffered: a
-    buffered reader's lock, held by this daemon thread, would abort the interpreter's exit.)"""
+    """Anything read is a nudge; the end of input means the proxy is gone (killed: a proxy
+    that stops sends SIGTERM). Unbuffered: a buffered reader's lock, held by this daemon
+    thread, would abort the interpreter's exit."""
     while os.read(0, 4096):
         signals.more.set()
-    signals.stop()
+    signals.orphaned = True
+    signals.more.set()
 
 
-def run(
-    store_path: Path, follow: bool = True, batch: int = BATCH_RECORDS, skip: int | None = None
-) -> int:
-    """Translate the journal; with `follow`, go on until stopped, else until caught up.
-    `batch`: records per transaction at most; `skip`: a record not to translate (see
-    Translator.apply)."""
+def run(store_path: Path, batch: int = BATCH_RECORDS, skip: int | None = None) -> int:
+    """Translate the journal as it grows, until stopped. `batch`: records per transaction at
+    most; `skip`: a record not to translate (see Translator.apply)."""
     store = StoreFile(store_path)
     lock_fd = os.open(lock_path(store_path), os.O_CREAT | os.O_RDWR, 0o600)
     try:
@@ -77,10 +74,9 @@ def run(
         log.info("waiting for the previous translator of this store to finish")
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
     signals = _Signals()
-    if follow:
-        signal.signal(signal.SIGTERM, signals.on_signal)
-        signal.signal(signal.SIGINT, signals.on_signal)
-        threading.Thread(target=_watch_stdin, args=(signals,), daemon=True).start()
+    signal.signal(signal.SIGTERM, signals.on_signal)
+    signal.signal(signal.SIGINT, signals.on_signal)
+    threading.Thread(target=_watch_stdin, args=(signals,), daemon=True).start()
     writer = store.writer()
     translator = Translator(writer)
     directory = journal_dir(store_path)
@@ -90,16 +86,16 @@ def run(
         while not signals.stopping:
             records = reader.read(batch, BATCH_BYTES)
             if not records:
-                if not follow:
-                    break
+                if signals.orphaned:
+                    break  # what the dead proxy journaled is in the store
                 signals.more.wait(IDLE_POLL_SECONDS)
                 signals.more.clear()
                 continue
             added = translator.apply(records, skip)
             try:
                 print(f"committed {translator.next_seq} {added}", flush=True)
-            except BrokenPipeError:  # the proxy is gone; what is committed stays so
-                signals.stop()
+            except BrokenPipeError:  # the proxy is gone: finish what it journaled
+                signals.orphaned = True
             delete_translated(directory, translator.next_seq)
     finally:
         reader.close()
