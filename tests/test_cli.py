@@ -59,3 +59,19 @@ def test_status_starts_without_mitmproxy(tmp_path: Path) -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
     assert "xapitap.store.reads" in imported  # the report is what was measured
     assert not {m for m in imported if m.split(".")[0] == "mitmproxy" or m == "xapitap.addon"}
+
+
+def test_a_reader_that_leaves_early_is_no_error(tmp_path: Path) -> None:
+    """`xapitap status | head`: the rest of the report goes nowhere, and no traceback. (`true`
+    leaves before the command writes anything: the pipe is closed for all of it.)"""
+    store = StoreFile(tmp_path / "s.sqlite3")
+    captured("coursera/eventing-session", store)
+    for command in ("status", "export"):
+        done = subprocess.run(
+            f"{sys.executable} -m xapitap {command} --store {store.path} | true",
+            shell=True,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "Traceback" not in done.stderr, done.stderr

@@ -106,13 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _retry(store, args.target)
         if args.command == "push":
             return _push(store, args)
-        if args.command == "export":
-            try:
-                return _export(store, args.output)
-            except BrokenPipeError:  # the reader left early (`| head`): not an error
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return 0
-        return _status(store)
+        return _export(store, args.output) if args.command == "export" else _status(store)
+    except BrokenPipeError:  # the reader left early (`| head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except StoreError as e:
         print(f"xapitap: {e}", file=sys.stderr)
         return 1
