@@ -161,3 +161,29 @@ def test_a_record_that_killed_the_translator_is_counted_and_passed(
     reader = ReadModel(tmp_path / "s.sqlite3")
     assert reader.count_statements() == 0 and reader.journal_next_seq() == 3
     assert any(row.reason == "the translator died on it" for row in reader.accounting())
+
+
+def test_a_restart_with_no_session_open_keeps_the_ended_ones_and_their_late_events_open_nothing(
+    tmp_path: Path,
+) -> None:
+    """The ended-session memory outlives a restart even when no session is open (an empty
+    set of sessions must not be taken for none saved): a late copy of an ended session's
+    events opens nothing, as in a translator that never stopped."""
+    late = request(4, SEED.replace(b"ajs-", b"ajs-late-"))
+    seen = request(2, SEED)
+    idle = Record(3, seen.time + 40 * 60, Kind.TICK, b"")  # the session ends, idle
+    first = [config_record(tmp_path), seen, idle]
+
+    def statements(store: Path, restart: bool) -> int:
+        writer = TranslationWriter(store)
+        translator = Translator(writer)
+        translator.apply(first)
+        if restart:
+            translator = Translator(writer)
+        translator.apply([late])
+        writer.close()
+        return ReadModel(store).count_statements()
+
+    uninterrupted = statements(tmp_path / "a.sqlite3", restart=False)
+    assert uninterrupted == 4  # initialized, played, paused, terminated: the late copy adds none
+    assert statements(tmp_path / "b.sqlite3", restart=True) == uninterrupted

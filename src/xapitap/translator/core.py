@@ -91,7 +91,7 @@ class Translator:
         restored = session_state.restore(saved, track_changes=resume)
         # Sessions that could not be restored are replaced in the store by the first commit.
         self._replace_sessions = restored is None
-        self._sessions = restored or VideoSessions(track_changes=resume)
+        self._sessions = restored if restored is not None else VideoSessions(track_changes=resume)
         self._pipeline: Pipeline | None = None
         if self._config is not None:
             self._pipeline = self._build(self._config)

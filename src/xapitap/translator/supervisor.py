@@ -36,13 +36,8 @@ class TranslatorProcess:
         self._stopping = False
         self._changed = threading.Condition()
         self.position = position  # the next journal seq to translate, as last reported
-        self.restarts = 0
         self._watcher = threading.Thread(target=self._watch, name="xapitap-translator", daemon=True)
         self._started = threading.Event()
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
 
     def start(self) -> None:
         self._watcher.start()
@@ -98,7 +93,6 @@ class TranslatorProcess:
             stuck = stuck + 1 if code < 0 and self.position == position else 0
             delay = _RESTART_DELAYS[min(failures, len(_RESTART_DELAYS) - 1)]
             failures += 1
-            self.restarts += 1
             log.error(
                 "xapitap: the translator exited (%s); restarting it in %.1f s; nothing "
                 "journaled is lost",
