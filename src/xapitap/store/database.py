@@ -18,11 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # 1 lacks the dead-letter and target tables, 2 the translated and accounting tables and
-# the sinks' crash columns, 3 the translator's state: all are added when such a store is
-# opened.
-READABLE_SCHEMAS = (1, 2, 3, 4)
+# the sinks' crash columns, 3 the translator's state, 4 when each accounting line was first
+# and last seen: all are added when such a store is opened.
+READABLE_SCHEMAS = (1, 2, 3, 4, 5)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -95,6 +95,8 @@ CREATE TABLE IF NOT EXISTS accounting (
     outcome TEXT NOT NULL,
     reason TEXT NOT NULL,
     count INTEGER NOT NULL,
+    first_seen TEXT,
+    last_seen TEXT,
     PRIMARY KEY (platform, rule, event_type, outcome, reason)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS open_sessions (key TEXT PRIMARY KEY, json TEXT NOT NULL)
@@ -117,6 +119,7 @@ CREATE TABLE IF NOT EXISTS targets (
 # Columns added to tables of older schemas (CREATE TABLE IF NOT EXISTS leaves those as
 # they were).
 _ADDED_COLUMNS = {
+    "accounting": (("first_seen", "TEXT"), ("last_seen", "TEXT")),
     "targets": (
         ("crashes", "INTEGER NOT NULL DEFAULT 0"),
         ("last_crash", "TEXT"),

@@ -79,6 +79,8 @@ class AccountRow:
     fate: Fate
     reason: str
     count: int
+    first_seen: str | None = None  # None in stores from before it was kept
+    last_seen: str | None = None
 
 
 @dataclass(frozen=True)

@@ -187,11 +187,15 @@ class TranslationWriter(Door):
             if lines >= MAX_ACCOUNTING_LINES and not self._known(t):
                 t = replace(t, event_type=OTHER)
             rows[t] += count
+        at = now()
         self._db.executemany(
-            "INSERT INTO accounting VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO accounting VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(platform, rule, event_type, outcome, reason)"
-            " DO UPDATE SET count = count + excluded.count",
-            [(t.platform, t.rule, t.event_type, str(t.fate), t.reason, n) for t, n in rows.items()],
+            " DO UPDATE SET count = count + excluded.count, last_seen = excluded.last_seen",
+            [
+                (t.platform, t.rule, t.event_type, str(t.fate), t.reason, n, at, at)
+                for t, n in rows.items()
+            ],
         )
 
     def _known(self, t: Tally) -> bool:
