@@ -150,3 +150,21 @@ def test_video_statements_carry_what_the_views_need(tmp_path: Path) -> None:
     one = found[0].object_id
     assert {v.object_id for v in reader.video_statements(one)} == {one}
     reader.close()
+
+
+def test_a_schema_4_store_gains_the_seen_columns(tmp_path: Path) -> None:
+    store = StoreFile(tmp_path / "s.sqlite3")
+    line = Tally("udemy", "udemy.api", "ecl", Fate.IGNORED, "not a player event")
+    writer = store.writer()
+    writer.add([], tallies={line: 1})
+    for column in ("first_seen", "last_seen"):
+        writer._db.execute(f"ALTER TABLE accounting DROP COLUMN {column}")
+    writer._db.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
+    writer.close()
+    writer = store.writer()  # migrates
+    writer.add([], tallies={line: 1})
+    reader = store.reader()
+    (row,) = reader.accounting()
+    assert row.count == 2 and row.first_seen is None and row.last_seen is not None
+    writer.close()
+    reader.close()
