@@ -16,16 +16,21 @@ import logging
 import threading
 import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 
 from xapitap import answers
 from xapitap import settings as opts
 from xapitap.capture import Capture
+from xapitap.dashboard.address import Destinations
+from xapitap.dashboard.reads import About
+from xapitap.dashboard.server import Dashboard
 from xapitap.flows import body_reader
 from xapitap.flows import capture_of
 from xapitap.journal.format import Kind
@@ -70,6 +75,8 @@ class XapiTap:
         self.journal: JournalWriter | None = None
         self.translator: TranslatorProcess | None = None
         self.sinks: list[Supervisor] = []
+        self.dashboard: Dashboard | None = None
+        self._dashboard_at: Destinations | None = None
         self._lock: StoreLock | None = None
         # Requests waiting for room in the journal's queue, oldest first.
         self._line: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -105,7 +112,43 @@ class XapiTap:
 
     def running(self) -> None:
         assert self.settings is not None, "configure() runs before running()"
+        if self.settings.dashboard is not None:
+            self._serve_dashboard(self.settings)
         self.start(self.settings)
+
+    def _serve_dashboard(self, s: opts.Settings) -> None:
+        """Serve the dashboard on the proxy's own event loop (as mitmweb serves itself)."""
+        assert s.dashboard is not None
+        confdir = Path(ctx.options.confdir).expanduser()
+        proxy = _proxy_address()
+        about = About(
+            mode="live",
+            store=str(s.store),
+            proxy=proxy,
+            ca=str(confdir / "mitmproxy-ca-cert.pem"),
+            actions=True,
+        )
+        dashboard = Dashboard(s.store, s.dashboard, about, s.dashboard_token, self._wake_sinks)
+        try:
+            dashboard.start()
+        except OSError as e:
+            raise exceptions.OptionsError(
+                f"xapi_dashboard: cannot listen at {s.dashboard.host}:{s.dashboard.port} ({e}); "
+                "choose another HOST:PORT, or off"
+            ) from None
+        self.dashboard = dashboard
+        self._dashboard_at = Destinations(s.dashboard, dashboard.port)
+        if not s.dashboard.loopback:
+            log.warning(
+                "xapitap: the dashboard listens at %s, beyond this machine: whoever can reach "
+                "it and has the token can read every statement",
+                s.dashboard.host,
+            )
+        log.info("xapitap: dashboard at %s", dashboard.url)
+
+    def _wake_sinks(self) -> None:
+        for sink in self.sinks:
+            sink.wake()
 
     def start(self, s: opts.Settings) -> None:
         """Open the store and the journal, start the translator and one sink per LRS
@@ -152,8 +195,9 @@ class XapiTap:
 
     def _committed(self, position: int) -> None:
         """From the translator's reader: statements were stored."""
-        for sink in self.sinks:
-            sink.wake()
+        self._wake_sinks()
+        if self.dashboard is not None:
+            self.dashboard.wake()
 
     def _tick(self) -> None:
         """Journal the traffic's clock: the last request's time plus the time since. Live, that
@@ -166,7 +210,49 @@ class XapiTap:
                 journal.append(Kind.TICK, self._last_request + idle, bytes)
 
     async def done(self) -> None:
+        if self.dashboard is not None:
+            await self.dashboard.stop()
+            self.dashboard = None
         await asyncio.to_thread(self.stop)
+
+    # The dashboard is never served through the proxy (mitmweb's CVE-2025-23217): a proxied
+    # request to it would come from this machine, or from the next proxy in upstream mode.
+    # Refused by name as the request gives it, by the addresses a name resolves to, and at
+    # the connection (a CONNECT tunnel, or traffic passed through untouched).
+
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if await self._to_dashboard(flow.request.host, flow.request.port):
+            flow.response = self._refusal()
+
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
+        if await self._to_dashboard(flow.request.host, flow.request.port):
+            flow.response = self._refusal()
+
+    async def server_connect(self, data: ServerConnectionHookData) -> None:
+        address = data.server.address
+        if address is not None and await self._to_dashboard(str(address[0]), int(address[1])):
+            data.server.error = "xapitap: the dashboard is not served through the proxy"
+
+    async def _to_dashboard(self, host: str, port: int) -> bool:
+        at = self._dashboard_at
+        if at is None or port != at.port:
+            return False  # all other traffic: one comparison
+        if at.named(host, port):
+            return True
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, port)
+        except OSError:
+            return False
+        return at.resolved(str(info[4][0]) for info in found)
+
+    def _refusal(self) -> http.Response:
+        url = self.dashboard.listen.url(self.dashboard.port) if self.dashboard else ""
+        return http.Response.make(
+            403,
+            f"xapitap: the dashboard is not served through the proxy. Open {url} in a "
+            "browser window that does not use the proxy.\n",
+            {"Content-Type": "text/plain; charset=utf-8"},
+        )
 
     def stop(self) -> None:
         """Journal the stop; then translation and the sinks share the flush time, and
@@ -306,6 +392,19 @@ class XapiTap:
         # Rules that need to see a body cannot judge a preflight: leave those to the platform.
         if match and match.rule.body_check is None and flow.live and flow.response is None:
             flow.response = answers.answer_preflight(req)
+
+
+def _proxy_address() -> str | None:
+    """Where the browser's proxy setting points: the first address the proxy listens at."""
+    server = ctx.master.addons.get("proxyserver")
+    listening = getattr(server, "listen_addrs", None)
+    addresses = listening() if callable(listening) else []
+    if not addresses:
+        return None
+    host, port = str(addresses[0][0]), int(addresses[0][1])
+    if host in ("", "::", "0.0.0.0"):
+        host = "this machine's address"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _grace(sink: Supervisor) -> float:

@@ -4,6 +4,7 @@ xapitap run [--listen-host H] [--port P] [--confdir DIR] [--store FILE] [mitmdum
 xapitap export [--store FILE] [--output FILE]
 xapitap status [--store FILE]
 xapitap replay FLOWFILE... [--store FILE] [translation options]
+xapitap dashboard [--store FILE] [--listen HOST:PORT] [--token-env VAR]
 
 The read commands import neither mitmproxy nor the addon: they open the store's read model.
 """
@@ -11,6 +12,7 @@ The read commands import neither mitmproxy nor the addon: they open the store's 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import shutil
@@ -24,6 +26,9 @@ from pydantic import ValidationError
 
 from xapitap import paths
 from xapitap.accounting import Fate
+from xapitap.dashboard.address import DEFAULT as DASHBOARD_DEFAULT
+from xapitap.dashboard.address import parse_listen
+from xapitap.dashboard.auth import check_token_option
 from xapitap.journal.segments import backlog
 from xapitap.journal.segments import journal_dir
 from xapitap.platforms import NAMES
@@ -89,6 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--xapi-version", default="1.0.3")
     replay.add_argument("--host", action="append", default=[], metavar="PLATFORM=HOST-GLOB")
 
+    dashboard = sub.add_parser(
+        "dashboard", help="serve the dashboard over a store (read-only; no proxy needed)"
+    )
+    dashboard.add_argument("--store", type=Path, default=None)
+    dashboard.add_argument("--listen", default=DASHBOARD_DEFAULT, metavar="HOST:PORT")
+    dashboard.add_argument(
+        "--token-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable holding the token (default: a random one)",
+    )
+
     args, passthrough = parser.parse_known_args(argv)
     if args.command != "run" and passthrough:
         parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
@@ -106,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _retry(store, args.target)
         if args.command == "push":
             return _push(store, args)
+        if args.command == "dashboard":
+            return _dashboard(store, args)
         return _export(store, args.output) if args.command == "export" else _status(store)
     except BrokenPipeError:  # the reader left early (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -287,6 +306,25 @@ def _accounting(reader: ReadModel) -> list[str]:
         fate = f"{r.fate}: {r.reason}" if r.reason else str(r.fate)
         lines.append(f"  {r.count:>8}  {r.platform:<9} {r.event_type:<{width}}  {fate}")
     return lines
+
+
+def _dashboard(store: StoreFile, args: argparse.Namespace) -> int:
+    try:
+        listen = parse_listen(args.listen)
+        token = ""
+        if args.token_env:
+            if args.token_env not in os.environ:
+                raise ValueError(f"--token-env: {args.token_env} is not set")
+            token = check_token_option(os.environ[args.token_env])
+    except ValueError as e:
+        print(f"xapitap: {e}", file=sys.stderr)
+        return 2
+    if listen is None:
+        print("xapitap: --listen takes HOST:PORT", file=sys.stderr)
+        return 2
+    from xapitap.dashboard.server import serve_store  # tornado, only for this command
+
+    return asyncio.run(serve_store(store.path, listen, token))
 
 
 def _retry(store: StoreFile, target: str | None) -> int:

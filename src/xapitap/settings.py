@@ -13,6 +13,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from xapitap import paths
+from xapitap.dashboard.address import DEFAULT as DASHBOARD_DEFAULT
+from xapitap.dashboard.address import Listen
+from xapitap.dashboard.address import parse_listen
+from xapitap.dashboard.auth import check_token_option
 from xapitap.decoding import DEFAULT_MAX_BYTES
 from xapitap.privacy import ActorMode
 from xapitap.targets import Target
@@ -113,6 +117,18 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
         5,
         "On shutdown, how long to keep sending queued statements to the LRS.",
     ),
+    "xapi_dashboard": (
+        str,
+        DASHBOARD_DEFAULT,
+        "Where the live dashboard listens, HOST:PORT (port 0: any free one), or off. An "
+        "address beyond loopback must be asked for, and is warned about.",
+    ),
+    "xapi_dashboard_token": (
+        str,
+        "",
+        "The dashboard's token (at least 16 characters); empty: a random one per start, "
+        "printed with the dashboard's address.",
+    ),
 }
 
 
@@ -132,6 +148,8 @@ class Settings:
     xapi_version: str = "1.0.3"
     keep_unreadable: bool = False
     journal_max_bytes: int = 1024 * 2**20
+    dashboard: Listen | None = None
+    dashboard_token: str = ""
 
 
 def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
@@ -186,7 +204,11 @@ def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
     if version not in ("1.0.3", "2.0.0"):
         raise ValueError(f"xapi_version must be 1.0.3 or 2.0.0, not {version!r}")
     key_file = str(values["xapi_key_file"]).strip()
+    dashboard = parse_listen(str(values["xapi_dashboard"]))
+    token = check_token_option(str(values["xapi_dashboard_token"]))
     return Settings(
+        dashboard=dashboard,
+        dashboard_token=token,
         actor=actor,  # type: ignore[arg-type]
         participant=participant,
         key_file=Path(key_file).expanduser() if key_file else None,

@@ -16,23 +16,30 @@ from typing import Self
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADDON = REPO_ROOT / "addons" / "xapitap.py"
 MITMDUMP = Path(sys.executable).with_name("mitmdump")
-_LISTENING = re.compile(r"proxy (?:\([\w ]+\) )?listening at .*:(\d+)\.")
+_LISTENING = re.compile(r"proxy (?:\([\w ]+\) |to \S+ )?listening at .*:(\d+)\.")
 # What the addon logs once its store and threads are up (after mitmdump listens).
 _ADDON_READY = "xapitap: storing statements in"
+_DASHBOARD = re.compile(r"xapitap: dashboard at (http://\S+)")
 
 
 class Mitmdump:
     """mitmdump on 127.0.0.1 and a free port, with a fresh CA in `confdir`."""
 
     def __init__(
-        self, workdir: Path, *args: str, addon: bool = True, set_store: bool = True
+        self,
+        workdir: Path,
+        *args: str,
+        addon: bool = True,
+        set_store: bool = True,
+        program: Path = MITMDUMP,
     ) -> None:
-        """`set_store=False` leaves xapi_store to a config.yaml or the default."""
+        """`set_store=False` leaves xapi_store to a config.yaml or the default; `program` may
+        be mitmweb."""
         self.confdir = workdir / "confdir"
         self.confdir.mkdir(parents=True, exist_ok=True)
         self.store = workdir / "xapitap.sqlite3"
         self.args = [
-            str(MITMDUMP),
+            str(program),
             "--listen-host",
             "127.0.0.1",
             "-p",
@@ -44,6 +51,10 @@ class Mitmdump:
         ]
         if addon:
             self.args += ["-s", str(ADDON)]
+        if addon and not any(a.startswith("xapi_dashboard=") for a in args):
+            # Any free port: tests run side by side, and beside a user's own proxy. (Not set
+            # twice: mitmproxy 11 hangs on a script's option given two values.)
+            self.args += ["--set", "xapi_dashboard=127.0.0.1:0"]
         if addon and set_store:
             self.args += ["--set", f"xapi_store={self.store}"]
         self.args += list(args)
@@ -65,6 +76,13 @@ class Mitmdump:
     @property
     def output(self) -> str:
         return "\n".join(self.lines)
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard's address with its token, as the proxy printed it."""
+        found = _DASHBOARD.search(self.output)
+        assert found, f"the proxy printed no dashboard address:\n{self.output}"
+        return found.group(1)
 
     def start(self, timeout: float = 30) -> None:
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}

@@ -64,6 +64,7 @@ def test_the_store_imports_only_what_is_below_it() -> None:
                 "xapitap.sinks",
                 "xapitap.journal",
                 "xapitap.translator",
+                "xapitap.dashboard",
                 "xapitap.addon",
                 "xapitap.cli",
             )
@@ -86,6 +87,23 @@ def test_the_translator_runs_without_mitmproxy_or_the_sinks() -> None:
         if within(name, ("xapitap.translator",)):
             above = ("xapitap.sinks", "xapitap.addon", "xapitap.cli")
             bad = {m for m in imported if within(m, above) or m.startswith("mitmproxy")}
+            assert not bad, f"{name} imports {bad}"
+
+
+def test_the_dashboard_reads_the_store_without_mitmproxy_or_translation() -> None:
+    """A sink of the store's: `xapitap dashboard` serves a store with no proxy, and the
+    session model is not its to run (it reads what the statements say)."""
+    for name, imported in modules().items():
+        if within(name, ("xapitap.dashboard",)):
+            bad = {
+                m
+                for m in imported
+                if m.startswith("mitmproxy")
+                or within(
+                    m, ("xapitap.addon", "xapitap.cli", "xapitap.sinks", "xapitap.translator")
+                )
+                or within(m, ("xapitap.pipeline", "xapitap.session", "xapitap.player"))
+            }
             assert not bad, f"{name} imports {bad}"
 
 
