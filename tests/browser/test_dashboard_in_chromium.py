@@ -85,6 +85,11 @@ def wait_until(page: Page, expression: str, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+def statements_of(store: Path, verb: str) -> list[str]:
+    with reading(store) as reader:
+        return [t for t in reader.statements_json() if json.loads(t)["verb"]["id"].endswith(verb)]
+
+
 def feed_ids(page: Page) -> list[str]:
     return list(page.eval_on_selector_all("#feed-rows tr", "rows => rows.map(r => r.dataset.id)"))
 
@@ -140,10 +145,20 @@ def test_the_dashboard_live_and_over_the_stored_store(tmp_path: Path) -> None:
             first_row = page.inner_text("#feed-rows tr:first-child")
             assert "udacity" in first_row and "learner-b" not in first_row
 
-            # A row opens the full statement.
+            # A row opens the full statement (and Escape closes it).
             page.click("#feed-rows tr:first-child")
             shown = json.loads(page.inner_text("#statement-json"))
             assert shown["id"] == newest[-1]
+            page.keyboard.press("Escape")
+            page.wait_for_selector("#statement", state="hidden")
+
+            # Filters: the feed starts again with only what they take.
+            page.select_option("#f-verb", "paused")
+            paused = [json.loads(t)["id"] for t in statements_of(proxy.store, "paused")]
+            wait_until(page, f"document.querySelectorAll('#feed-rows tr').length === {len(paused)}")
+            assert feed_ids(page) == paused[::-1]
+            page.select_option("#f-verb", "")
+            wait_until(page, f"document.querySelectorAll('#feed-rows tr').length === {len(newest)}")
 
             views, strips = chart_of_the_video(page)
             assert views == truth_views()

@@ -517,17 +517,24 @@ function start() {
   startFeed().catch(() => {});
   refreshStatus();
   refreshVideos().catch(() => {});
+  // Videos are worked out again when statements were added: every 2 s on their tab, every
+  // 10 s otherwise (the feed's video filter lists them).
   let lastSeen = -1;
+  let videosAt = 0;
   setInterval(() => {
     if (document.hidden) return;
     refreshStatus().then(() => {
-      if (lastStatus && lastStatus.last_seq !== lastSeen) {
-        lastSeen = lastStatus.last_seq;
-        if (activeTab === "videos" || lastSeen === 0) refreshVideos().catch(() => {});
-      }
+      if (!lastStatus || lastStatus.last_seq === lastSeen) return;
+      if (activeTab !== "videos" && Date.now() - videosAt < 10000) return;
+      lastSeen = lastStatus.last_seq;
+      videosAt = Date.now();
+      refreshVideos().catch(() => {});
     });
     if (activeTab === "time") refreshActivity().catch(() => {});
   }, 2000);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !$("statement").hidden) $("close-statement").click();
+  });
 }
 
 document.addEventListener("DOMContentLoaded", start);
