@@ -1,7 +1,7 @@
 """`xapitap`: run the proxy, and look at what it captured.
 
 xapitap run [--listen-host H] [--port P] [--confdir DIR] [--store FILE] [mitmdump options]
-xapitap export [--store FILE] [--output FILE]
+xapitap export [--store FILE] [--output FILE] [--format jsonl|csv] [--sessions] [filters]
 xapitap status [--store FILE]
 xapitap replay FLOWFILE... [--store FILE] [translation options]
 xapitap dashboard [--store FILE] [--listen HOST:PORT] [--token-env VAR]
@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from xapitap import exports
 from xapitap import paths
 from xapitap.accounting import Fate
 from xapitap.dashboard.address import DEFAULT as DASHBOARD_DEFAULT
@@ -39,6 +40,7 @@ from xapitap.sinks.lrs import LrsSink
 from xapitap.store import StoreError
 from xapitap.store import StoreFile
 from xapitap.store.reads import ReadModel
+from xapitap.store.reads import StatementFilter
 from xapitap.targets import Target
 from xapitap.validation import describe
 
@@ -56,9 +58,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--confdir", type=Path, default=None, help="mitmproxy confdir (CA)")
     run.add_argument("--store", type=Path, default=None)
 
-    export = sub.add_parser("export", help="write stored statements as JSON lines")
+    export = sub.add_parser(
+        "export", help="write stored statements (or video sessions) as JSON lines or CSV"
+    )
     export.add_argument("--store", type=Path, default=None)
     export.add_argument("-o", "--output", type=Path, default=None, help="default: stdout")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument(
+        "--sessions", action="store_true", help="one row per video session, not per statement"
+    )
+    export.add_argument("--platform", default="", help="only this platform's")
+    export.add_argument("--verb", default="", help="only this verb (IRI or last part: paused)")
+    export.add_argument("--actor", default="", help="only actors whose id starts so")
+    export.add_argument("--participant", default="", help="only this actor id (participant)")
+    export.add_argument("--video", default="", help="only this object id")
+    export.add_argument("--since", default="", help="statements from this time (ISO 8601)")
+    export.add_argument("--until", default="", help="statements before this time (ISO 8601)")
 
     status = sub.add_parser("status", help="what was captured and delivered")
     status.add_argument("--store", type=Path, default=None)
@@ -125,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _push(store, args)
         if args.command == "dashboard":
             return _dashboard(store, args)
-        return _export(store, args.output) if args.command == "export" else _status(store)
+        return _export(store, args) if args.command == "export" else _status(store)
     except BrokenPipeError:  # the reader left early (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -219,15 +234,32 @@ def _replay(args: argparse.Namespace, store_path: Path) -> int:
     return 0
 
 
-def _export(store: StoreFile, output: Path | None) -> int:
+def _export(store: StoreFile, args: argparse.Namespace) -> int:
+    try:
+        wanted = StatementFilter(
+            platform=args.platform,
+            verb=args.verb,
+            actor=args.actor,
+            participant=args.participant,
+            video=args.video,
+            since=exports.utc(args.since) if args.since else "",
+            until=exports.utc(args.until) if args.until else "",
+        )
+    except ValueError as e:
+        print(f"xapitap: --since/--until: {e}", file=sys.stderr)
+        return 2
     reader = store.reader()
     try:
-        out = output.open("w", encoding="utf-8") if output else sys.stdout
+        out = args.output.open("w", encoding="utf-8", newline="") if args.output else sys.stdout
         try:
-            for text in reader.statements_json():
-                out.write(text + "\n")
+            if args.sessions:
+                exports.write_sessions(reader, wanted, out, args.format)
+            elif args.format == "csv":
+                exports.write_statements_csv(reader, wanted, out)
+            else:
+                exports.write_json_lines(reader, wanted, out)
         finally:
-            if output:
+            if args.output:
                 out.close()
     finally:
         reader.close()

@@ -3,12 +3,14 @@ sessions, how far each session got, median progress and completion."""
 
 from __future__ import annotations
 
+from xapitap import viewing
 from xapitap.dashboard import videos
 from xapitap.store.reads import VideoStatement
 
 VIDEO = "https://learn.example.org/v#1"
 V = "https://w3id.org/xapi/video/verbs/"
 COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+TERMINATED = "http://adlnet.gov/expapi/verbs/terminated"
 
 
 def st(
@@ -43,16 +45,16 @@ def st(
 
 def test_segments_are_parsed_and_bad_parts_left_out() -> None:
     text = "0.000[.]30.000[,]10[.]20[,]x[.]5[,]9[.]3[,]nan[.]4[,]7"
-    assert videos.parse_segments(text) == [(0.0, 30.0), (10.0, 20.0)]
-    assert videos.parse_segments(None) == []
+    assert viewing.parse_segments(text) == [(0.0, 30.0), (10.0, 20.0)]
+    assert viewing.parse_segments(None) == []
 
 
 def test_a_second_counts_when_at_least_half_of_it_was_played() -> None:
     # 0-3.01 claims seconds 0, 1, 2 (the fourth is covered 0.01 s); 7.98-10 claims 8 and 9;
     # two pieces of one second that add up to half of it claim it.
-    assert videos.played_bins([(0, 3.01), (7.98, 10)]) == {0, 1, 2, 8, 9}
-    assert videos.played_bins([(20.0, 20.25), (20.5, 20.75)]) == {20}
-    assert videos.played_bins([(20.0, 20.2), (20.5, 20.7)]) == set()
+    assert viewing.played_bins([(0, 3.01), (7.98, 10)]) == {0, 1, 2, 8, 9}
+    assert viewing.played_bins([(20.0, 20.25), (20.5, 20.75)]) == {20}
+    assert viewing.played_bins([(20.0, 20.2), (20.5, 20.7)]) == set()
 
 
 def test_views_across_the_video_count_each_session_once_per_second() -> None:
@@ -61,7 +63,7 @@ def test_views_across_the_video_count_each_session_once_per_second() -> None:
         st(2, "s1", V + "paused", segments="0[.]30", progress=0.5, time=30),
         # The learner goes back over 10-20 and on to 45-60: a repeat is one view per session.
         st(3, "s1", V + "seeked", time_from=30, time_to=10),
-        st(4, "s1", V + "terminated", segments="0[.]30[,]10[.]20[,]45[.]60", progress=0.75),
+        st(4, "s1", TERMINATED, segments="0[.]30[,]10[.]20[,]45[.]60", progress=0.75),
         st(5, "s2", V + "initialized", actor="b"),
         st(6, "s2", V + "paused", actor="b", segments="5[.]15", progress=0.1667),
     ]
@@ -111,7 +113,7 @@ def test_without_a_length_the_chart_spans_what_was_played() -> None:
 def test_a_bogus_length_cannot_make_the_chart_unbounded() -> None:
     detail = videos.detail([st(1, "s1", V + "paused", segments="0[.]100000", length=1e9)])
     assert detail is not None
-    assert len(detail["views"]) <= videos.MAX_BINS
+    assert len(detail["views"]) <= viewing.MAX_BINS
     assert detail["bin_seconds"] > 1
     assert sum(detail["views"]) >= 1
 

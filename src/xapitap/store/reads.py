@@ -18,6 +18,7 @@ from xapitap.store.records import TargetStatus
 
 _EXT = "https://w3id.org/xapi/video/extensions/"
 _VIDEO_TYPE = "https://w3id.org/xapi/video/activity-type/video"
+_COURSE_TYPE = "http://adlnet.gov/expapi/activities/course"
 # Who a statement is about, whichever inverse functional identifier it carries.
 _ACTOR = (
     "COALESCE(json_extract(json, '$.actor.account.name'),"
@@ -34,6 +35,9 @@ class StatementFilter:
     verb: str = ""  # an IRI, or its last part ("played")
     actor: str = ""  # the start of the actor's identifier (a shortened pseudonym will do)
     video: str = ""  # an object id
+    participant: str = ""  # the whole of the actor's identifier
+    since: str = ""  # statement timestamps from (ISO 8601 UTC, as stored: ...Z) ...
+    until: str = ""  # ... and before
 
     def sql(self) -> tuple[str, list[object]]:
         """An SQL condition (always true when the filter is empty) and its arguments."""
@@ -50,6 +54,15 @@ class StatementFilter:
         if self.video:
             terms.append("object_id = ?")
             args.append(self.video)
+        if self.participant:
+            terms.append(f"{_ACTOR} = ?")
+            args.append(self.participant)
+        if self.since:
+            terms.append("timestamp >= ?")
+            args.append(self.since)
+        if self.until:
+            terms.append("timestamp < ?")
+            args.append(self.until)
         return " AND ".join(terms), args
 
 
@@ -76,6 +89,7 @@ class VideoStatement:
     time_to: float | None
     progress: float | None
     played_segments: str | None
+    course: str | None = None  # the grouping activity of type course
 
 
 @dataclass(frozen=True)
@@ -174,9 +188,16 @@ class ReadModel(Door):
         ).fetchone()
         return str(found[0]) if found else None
 
-    def video_statements(self, object_id: str | None = None) -> Iterator[VideoStatement]:
-        """Every Video Profile statement (of one video, or of all), in the order stored."""
-        where, args = ("AND object_id = ?", [object_id]) if object_id else ("", [])
+    def video_statements(
+        self, object_id: str | None = None, wanted: StatementFilter = StatementFilter()
+    ) -> Iterator[VideoStatement]:
+        """Every Video Profile statement (of one video, or of all) that `wanted` takes, in
+        the order stored."""
+        condition, args = wanted.sql()
+        where = f"AND {condition}"
+        if object_id:
+            where += " AND object_id = ?"
+            args.append(object_id)
 
         def ext(part: str, name: str) -> str:
             return f"json_extract(json, '$.{part}.extensions.\"{_EXT}{name}\"')"
@@ -187,10 +208,13 @@ class ReadModel(Door):
             f" {_ACTOR}, verb, timestamp, {ext('context', 'length')},"
             f" {ext('result', 'time')}, {ext('result', 'time-from')},"
             f" {ext('result', 'time-to')}, {ext('result', 'progress')},"
-            f" {ext('result', 'played-segments')}"
+            f" {ext('result', 'played-segments')},"
+            " (SELECT json_extract(value, '$.id') FROM"
+            "  json_each(statements.json, '$.context.contextActivities.grouping')"
+            "  WHERE json_extract(value, '$.definition.type') = ? LIMIT 1)"
             " FROM statements WHERE json_extract(json, '$.object.definition.type') = ?"
             f" {where} ORDER BY seq",
-            [_VIDEO_TYPE, *args],
+            [_COURSE_TYPE, _VIDEO_TYPE, *args],
         )
         for seq, sid, obj, platform, name, *rest in cursor:
             if sid is not None:
@@ -199,10 +223,15 @@ class ReadModel(Door):
     def count_statements(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM statements").fetchone()[0])
 
-    def statements_json(self, after_seq: int = 0) -> Iterator[str]:
-        """Every stored statement's JSON, in the order they were stored."""
+    def statements_json(
+        self, after_seq: int = 0, wanted: StatementFilter = StatementFilter()
+    ) -> Iterator[str]:
+        """Every stored statement's JSON that `wanted` takes, in the order they were
+        stored."""
+        where, args = wanted.sql()
         cursor = self._db.execute(
-            "SELECT json FROM statements WHERE seq > ? ORDER BY seq", (after_seq,)
+            f"SELECT json FROM statements WHERE seq > ? AND {where} ORDER BY seq",
+            [after_seq, *args],
         )
         for (text,) in cursor:
             yield text
