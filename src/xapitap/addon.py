@@ -44,6 +44,7 @@ from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
 from xapitap.pipeline import matcher
 from xapitap.platforms import NAMES
+from xapitap.privacy import FROM_PROXY_LOGIN
 from xapitap.pseudonym import key_path_for
 from xapitap.pseudonym import load_or_create_key
 from xapitap.sinks import Supervisor
@@ -184,6 +185,11 @@ class XapiTap:
         self.translator.start()
         self._ticking.clear()
         threading.Thread(target=self._tick, name="xapitap-tick", daemon=True).start()
+        if s.participant == FROM_PROXY_LOGIN and not ctx.options.proxyauth:
+            log.warning(
+                "xapitap: xapi_participant=proxyauth names participants by their proxy login, "
+                "but proxyauth is not set: nothing will be attributed (set proxyauth=any)"
+            )
         where = ", ".join(f"{t.name} ({t.endpoint})" for t in s.targets) or "no LRS configured"
         log.info("xapitap: storing statements in %s; forwarding to %s", s.store, where)
 

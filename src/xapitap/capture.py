@@ -28,6 +28,9 @@ class Capture:
     flow_id: str = ""
     # Where the proxy kept only the start of a body too large to translate: its size as sent.
     cut_from: int | None = None
+    # The user name of the proxy login the request came with (mitmproxy's proxyauth), which
+    # names the participant with xapi_participant=proxyauth; never the password.
+    participant: str = ""
     _header_map: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     status = sub.add_parser("status", help="what was captured and delivered")
     status.add_argument("--store", type=Path, default=None)
+    status.add_argument("--participant", default="", help="only this participant's counts")
 
     retry = sub.add_parser("retry", help="re-queue dead-lettered statements")
     retry.add_argument("--store", type=Path, default=None)
@@ -140,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _push(store, args)
         if args.command == "dashboard":
             return _dashboard(store, args)
-        return _export(store, args) if args.command == "export" else _status(store)
+        if args.command == "export":
+            return _export(store, args)
+        return _status(store, args.participant)
     except BrokenPipeError:  # the reader left early (`| head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -266,9 +269,12 @@ def _export(store: StoreFile, args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(store: StoreFile) -> int:
+def _status(store: StoreFile, participant: str = "") -> int:
     reader = store.reader()
     try:
+        if participant:
+            print(_participants(reader, participant) or f"no statements of {participant}")
+            return 0
         print(render_status(reader))
     finally:
         reader.close()
@@ -303,6 +309,17 @@ def render_status(reader: ReadModel) -> str:
     lines.append(f"unreadable requests: {len(rejects)}")
     lines += [f"  {reject.rule}: {reject.reason}" for reject in rejects[-5:]]
     lines += _accounting(reader)
+    if found := _participants(reader):
+        lines.append(found)
+    return "\n".join(lines)
+
+
+def _participants(reader: ReadModel, only: str = "") -> str:
+    rows = reader.participants(only)
+    if not rows:
+        return ""
+    lines = ["participants (statements, video sessions, last statement):"]
+    lines += [f"  {who}: {n}, {sessions}, {last}" for who, n, sessions, last in rows]
     return "\n".join(lines)
 
 

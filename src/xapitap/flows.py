@@ -49,4 +49,16 @@ def capture_of(flow: http.HTTPFlow) -> Capture | None:
         body=req.raw_content,
         received_at=datetime.fromtimestamp(req.timestamp_start, UTC),
         flow_id=flow.id,
+        participant=login_name(flow.metadata.get("proxyauth")),
     )
+
+
+MAX_LOGIN_NAME = 200
+
+
+def login_name(proxyauth: object) -> str:
+    """The user name of mitmproxy's proxy login ((user, password) in the flow's metadata);
+    the password is never read."""
+    if isinstance(proxyauth, tuple | list) and proxyauth and isinstance(proxyauth[0], str):
+        return proxyauth[0][:MAX_LOGIN_NAME]
+    return ""

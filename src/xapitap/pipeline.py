@@ -159,9 +159,13 @@ class Pipeline:
         if self._resent(seen_key):
             self._ignore(out, event, "resent (same event id)")
             return
-        home, name = self._privacy.actor(
-            event.platform, event.origin, event.user_ref_kind, event.user_ref
+        who = self._privacy.actor(
+            event.platform, event.origin, event.user_ref_kind, event.user_ref, capture.participant
         )
+        if who is None:
+            self._ignore(out, event, "not attributed: no proxy login (xapi_participant=proxyauth)")
+            return
+        home, name = who
         try:
             actor = m.Agent(account=m.Account(homePage=home, name=name))
         except ValidationError as e:  # a value the statement model refuses

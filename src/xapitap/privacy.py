@@ -5,7 +5,9 @@ Actor modes:
   platform, id kind, user id)}. The key lives in its own file, outside the statement store;
   a new key unlinks everything after it from everything before.
 - `participant`: one researcher-set id for everything this proxy captures (lab studies):
-  account {homePage: PARTICIPANT_HOME, name: the id}.
+  account {homePage: PARTICIPANT_HOME, name: the id}; with the id `proxyauth`, each
+  request's proxy login names its participant (several browsers, one proxy), and a request
+  without one is attributed to no one.
 - `platform`: the platform's own user id, only when explicitly chosen.
 Whatever the mode, e-mail addresses are scrubbed from the IRIs and names we emit, and the
 browser's user agent is sent only when asked for, and then coarsened.
@@ -21,6 +23,7 @@ from xapitap.pseudonym import Pseudonymizer
 
 ActorMode = Literal["pseudonym", "participant", "platform"]
 PARTICIPANT_HOME = "https://xapitap.github.io/participants"
+FROM_PROXY_LOGIN = "proxyauth"  # xapi_participant's value: each request's proxy login
 POLICY_VERSION = "1"
 
 # Bounded repeats (RFC 5321's 64-character local part, 63-character labels): the pattern
@@ -46,10 +49,15 @@ class Privacy:
         agent = "+user-agent" if self.user_agent else ""
         return f"{self.mode}{agent}/{POLICY_VERSION}"
 
-    def actor(self, platform: str, origin: str, id_kind: str, user_id: str) -> tuple[str, str]:
-        """(homePage, name) of the actor's account."""
+    def actor(
+        self, platform: str, origin: str, id_kind: str, user_id: str, login: str = ""
+    ) -> tuple[str, str] | None:
+        """(homePage, name) of the actor's account; None when the participant is named by
+        the proxy login and the request came without one. `login`: the request's proxy
+        login user name."""
         if self.mode == "participant":
-            return PARTICIPANT_HOME, self.participant
+            participant = login if self.participant == FROM_PROXY_LOGIN else self.participant
+            return (PARTICIPANT_HOME, scrub(participant)) if participant else None
         if self.mode == "platform":
             return origin, scrub(user_id)
         return origin, self.pseudonymizer.name(platform, id_kind, user_id)

@@ -63,7 +63,13 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
         "id), participant (xapi_participant, for everything captured) or platform (the raw "
         "platform id; only when you must).",
     ),
-    "xapi_participant": (str, "", "The participant id, with xapi_actor=participant."),
+    "xapi_participant": (
+        str,
+        "",
+        "The participant id, with xapi_actor=participant; proxyauth: each request's proxy "
+        "login user name (with mitmproxy's proxyauth), so that several participants can "
+        "share one proxy.",
+    ),
     "xapi_key_file": (
         str,
         "",

@@ -97,6 +97,8 @@ def request_payload(match: RuleMatch, capture: Capture) -> bytes:
         "flow_id": capture.flow_id,
         "cut_from": capture.cut_from,
     }
+    if capture.participant:
+        meta["participant"] = capture.participant
     text = json.dumps(meta, separators=(",", ":")).encode()
     return _META_LENGTH.pack(len(text)) + text + capture.body
 
@@ -120,6 +122,7 @@ def read_request(record: Record, rules: dict[str, EndpointRule]) -> tuple[RuleMa
             received_at=record.at,
             flow_id=meta["flow_id"],
             cut_from=meta.get("cut_from"),
+            participant=str(meta.get("participant", "")),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise Corrupt(f"request record {record.seq}: {type(e).__name__}: {e}") from None

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from xapitap.accounting import Fate
+from xapitap.privacy import PARTICIPANT_HOME
 from xapitap.store.database import Door
 from xapitap.store.records import AccountRow
 from xapitap.store.records import DeadLetter
@@ -307,6 +308,22 @@ class ReadModel(Door):
             "SELECT platform, reason, COUNT(*) FROM quarantine GROUP BY 1, 2 ORDER BY 3 DESC"
         )
         return [(p, why, int(n)) for p, why, n in rows]
+
+    def participants(self, only: str = "") -> list[tuple[str, int, int, str]]:
+        """Per participant (actors named by xapi_actor=participant): statements, video
+        sessions, and the last statement's time."""
+        where, args = (
+            ("AND json_extract(json, '$.actor.account.name') = ?", [only]) if only else ("", [])
+        )
+        rows = self._db.rows(
+            "SELECT json_extract(json, '$.actor.account.name') AS who, COUNT(*),"
+            f" COUNT(DISTINCT json_extract(json, '$.context.extensions.\"{_EXT}session-id\"')),"
+            " MAX(timestamp) FROM statements"
+            f" WHERE json_extract(json, '$.actor.account.homePage') = ? {where}"
+            " GROUP BY who ORDER BY who",
+            [PARTICIPANT_HOME, *args],
+        )
+        return [(str(who), int(n), int(sessions), str(last)) for who, n, sessions, last in rows]
 
     def open_session_count(self) -> int:
         """Video sessions translation holds open (kept across restarts)."""
