@@ -47,6 +47,7 @@ from xapitap.platforms import NAMES
 from xapitap.privacy import FROM_PROXY_LOGIN
 from xapitap.pseudonym import key_path_for
 from xapitap.pseudonym import load_or_create_key
+from xapitap.recording import Recorder
 from xapitap.sinks import Supervisor
 from xapitap.sinks.lrs import LrsSink
 from xapitap.store import StoreError
@@ -77,6 +78,7 @@ class XapiTap:
         self.translator: TranslatorProcess | None = None
         self.sinks: list[Supervisor] = []
         self.dashboard: Dashboard | None = None
+        self.recorder: Recorder | None = None
         self._dashboard_at: Destinations | None = None
         self._lock: StoreLock | None = None
         # Requests waiting for room in the journal's queue, oldest first.
@@ -170,6 +172,18 @@ class XapiTap:
                 self._lock.release()
                 self._lock = None
             raise exceptions.OptionsError(str(e)) from None
+        if s.record is not None:
+            try:
+                self.recorder = Recorder(s.record)
+            except OSError as e:
+                self._lock.release()
+                self._lock = None
+                raise exceptions.OptionsError(f"xapi_record: cannot open {s.record}: {e}") from None
+            log.info(
+                "xapitap: recording %s flows to %s",
+                "all" if s.record_all else "analytics",
+                s.record,
+            )
         load_or_create_key(s.key_file or key_path_for(s.store))  # before the translator
         self.sinks = [Supervisor(LrsSink(target), store) for target in s.targets]
         for sink in self.sinks:
@@ -266,6 +280,9 @@ class XapiTap:
         assert self.settings is not None
         deadline = time.monotonic() + self.settings.flush_seconds
         self._ticking.set()
+        if self.recorder is not None:
+            self.recorder.stop()
+            self.recorder = None
         if self.journal is not None:
             self.journal.append(Kind.STOP, time.time(), bytes)
             self.journal.stop()
@@ -336,6 +353,8 @@ class XapiTap:
         assert settings is not None  # requests are only looked at once configured
         if settings.answer_locally and flow.live and flow.response is None:
             flow.response = answers.answer(flow.request)
+        if self.recorder is not None:
+            self.recorder.expect(flow)
         capture = capture_of(flow)
         if capture is None:
             log.warning("%s request body was streamed, not captured", match.rule.name)
@@ -382,6 +401,19 @@ class XapiTap:
         _resolve(durable)
         while self._line and self.journal is not None and self.journal.has_room():
             _resolve(self._line.popleft())
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def _record(self, flow: http.HTTPFlow) -> None:
+        recorder, settings = self.recorder, self.settings
+        if recorder is None or settings is None:
+            return
+        if settings.record_all or recorder.is_expected(flow):
+            recorder.done(flow)
 
     def _preflight(self, flow: http.HTTPFlow) -> None:
         req = flow.request

@@ -123,6 +123,17 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
         5,
         "On shutdown, how long to keep sending queued statements to the LRS.",
     ),
+    "xapi_record": (
+        str,
+        "",
+        "Append every matched analytics flow (request and response) to this mitmproxy flow "
+        "file, credentials removed (mode 0600: it holds raw learner data).",
+    ),
+    "xapi_record_all": (
+        bool,
+        False,
+        "With xapi_record: record every flow, not only the analytics ones.",
+    ),
     "xapi_dashboard": (
         str,
         DASHBOARD_DEFAULT,
@@ -156,6 +167,8 @@ class Settings:
     journal_max_bytes: int = 1024 * 2**20
     dashboard: Listen | None = None
     dashboard_token: str = ""
+    record: Path | None = None
+    record_all: bool = False
 
 
 def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
@@ -210,11 +223,16 @@ def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
     if version not in ("1.0.3", "2.0.0"):
         raise ValueError(f"xapi_version must be 1.0.3 or 2.0.0, not {version!r}")
     key_file = str(values["xapi_key_file"]).strip()
+    record = str(values["xapi_record"]).strip()
+    if values["xapi_record_all"] and not record:
+        raise ValueError("xapi_record_all goes with xapi_record (the file to record to)")
     dashboard = parse_listen(str(values["xapi_dashboard"]))
     token = check_token_option(str(values["xapi_dashboard_token"]))
     return Settings(
         dashboard=dashboard,
         dashboard_token=token,
+        record=Path(record).expanduser() if record else None,
+        record_all=bool(values["xapi_record_all"]),
         actor=actor,  # type: ignore[arg-type]
         participant=participant,
         key_file=Path(key_file).expanduser() if key_file else None,
