@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +36,9 @@ from xapitap.dashboard.auth import check_token_option
 from xapitap.journal.segments import backlog
 from xapitap.journal.segments import journal_dir
 from xapitap.platforms import NAMES
+from xapitap.pseudonym import key_path_for
 from xapitap.settings import OPTIONS
+from xapitap.settings import Settings
 from xapitap.settings import parse
 from xapitap.sinks import Control
 from xapitap.sinks.lrs import LrsSink
@@ -99,10 +104,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     push.add_argument("--version", default="auto", choices=["auto", "1.0.3", "2.0.0"])
 
     replay = sub.add_parser(
-        "replay", help="translate recorded traffic (mitmproxy flow files) into the store"
+        "replay", help="translate recorded traffic (mitmproxy flow files, HAR) into the store"
     )
-    replay.add_argument("files", nargs="+", type=Path, metavar="FLOWFILE")
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE")
     replay.add_argument("--store", type=Path, default=None)
+    replay.add_argument(
+        "--dry-run", action="store_true", help="translate and report, but change no store"
+    )
+    replay.add_argument("--targets-file", default="", help="LRSs to forward the statements to")
+    replay.add_argument("--lrs-endpoint", default="", help="an LRS to forward them to")
+    replay.add_argument("--lrs-username", default="")
+    replay.add_argument("--lrs-password-env", default="", metavar="VAR")
     replay.add_argument("--key-file", default="", help="study key (default: the store's)")
     replay.add_argument("--actor", default="pseudonym")
     replay.add_argument("--participant", default="")
@@ -195,7 +207,8 @@ def _run(args: argparse.Namespace, store: Path, passthrough: list[str]) -> int:
 
 
 def _replay(args: argparse.Namespace, store_path: Path) -> int:
-    """Translate flow files into the store (which no proxy may be using meanwhile)."""
+    """Translate recordings into the store (which no proxy may be using meanwhile), and
+    forward the new statements to the LRSs given, as a proxy would."""
     # Here, not at the top: the other commands import neither translation nor mitmproxy.
     from xapitap.pipeline import matcher
     from xapitap.replay import replay
@@ -210,6 +223,10 @@ def _replay(args: argparse.Namespace, store_path: Path) -> int:
         xapi_completion_threshold=args.completion_threshold,
         xapi_version=args.xapi_version,
         xapi_hosts=args.host,
+        xapi_targets_file=args.targets_file,
+        xapi_lrs_endpoint=args.lrs_endpoint,
+        xapi_lrs_username=args.lrs_username,
+        xapi_lrs_password_env=args.lrs_password_env,
     )
     try:
         settings = parse(values, NAMES)
@@ -220,6 +237,8 @@ def _replay(args: argparse.Namespace, store_path: Path) -> int:
     if missing:
         print(f"xapitap replay: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        return _dry_run(args, settings, store_path)
     store = StoreFile(store_path)
     try:
         store.create()
@@ -228,13 +247,78 @@ def _replay(args: argparse.Namespace, store_path: Path) -> int:
         print(f"xapitap replay: {e}", file=sys.stderr)
         return 1
     try:
-        config = TranslationConfig.of(settings).model_copy(update={"routes": ()})
+        config = TranslationConfig.of(settings)
         summary = replay(args.files, store, config, matcher(settings.extra_hosts))
+        for line in summary.lines():
+            print(f"xapitap replay: {line}" if not line.startswith(" ") else line)
+        print(f"xapitap replay: store {store_path}")
+        delivered = all(_deliver(store, target) for target in settings.targets)
     finally:
         lock.release()
-    print(f"xapitap replay: {summary}; store {store_path}")
-    print("xapitap replay: `xapitap push --to URL` sends them to an LRS")
+    if not settings.targets:
+        print("xapitap replay: `xapitap push --to URL` sends them to an LRS")
+    return 0 if delivered else 1
+
+
+def _dry_run(args: argparse.Namespace, settings: Settings, store_path: Path) -> int:
+    """Translate into a scratch store, with the store's study key (so the ids are the ones
+    a replay would make), and say what a replay would add."""
+    from xapitap.pipeline import matcher
+    from xapitap.replay import replay
+    from xapitap.translator.config import TranslationConfig
+
+    key = settings.key_file or key_path_for(store_path)
+    with tempfile.TemporaryDirectory(prefix="xapitap-dry-run-") as scratch:
+        scratch_store = StoreFile(Path(scratch) / "dry-run.sqlite3")
+        # The store's key, so that the ids are the ones a replay would make; without one yet,
+        # a scratch key (the real one is made by the first replay or proxy).
+        key_file = key if key.exists() else Path(scratch) / "dry-run.key"
+        settings = dataclasses.replace(settings, key_file=key_file)
+        config = TranslationConfig.of(settings).model_copy(update={"routes": ()})
+        summary = replay(args.files, scratch_store, config, matcher(settings.extra_hosts))
+        new = summary.statements
+        if store_path.exists() and key.exists():
+            new = _not_in(StoreFile(store_path), scratch_store)
+    for line in summary.lines():
+        print(f"xapitap replay (dry run): {line}" if not line.startswith(" ") else line)
+    print(f"xapitap replay (dry run): {new} of them are not in {store_path}; nothing was changed")
     return 0
+
+
+def _not_in(store: StoreFile, scratch: StoreFile) -> int:
+    """How many of the scratch store's statements the store does not hold."""
+    ours, theirs = store.reader(), scratch.reader()
+    try:
+        return sum(
+            not ours.has_statement(json.loads(text)["id"]) for text in theirs.statements_json()
+        )
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def _deliver(store: StoreFile, target: Target) -> bool:
+    """Send what the replay queued for `target`, as the proxy's sink would."""
+    outbox = store.outbox()
+    try:
+        total = outbox.queued(target.name)
+        print(f"xapitap replay: forwarding {total} statements to {target.name} ({target.endpoint})")
+        bar = _ProgressBar(total)
+        sink = LrsSink(target, progress=bar.advance, until_empty=True)
+        sink.run(outbox, Control())
+        bar.done()
+    finally:
+        outbox.close()
+    reader = store.reader()
+    try:
+        (status,) = (t for t in reader.target_status() if t.target == target.name)
+    finally:
+        reader.close()
+    print(
+        f"xapitap replay: {target.name}: {status.delivered} delivered, {status.queued} still "
+        f"queued, {status.dead} dead-lettered"
+    )
+    return status.queued == 0 and status.dead == 0
 
 
 def _export(store: StoreFile, args: argparse.Namespace) -> int:

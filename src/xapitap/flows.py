@@ -34,7 +34,12 @@ def body_reader(raw: bytes | None, encoding: str | None, max_bytes: int) -> Call
 
 
 def capture_of(flow: http.HTTPFlow) -> Capture | None:
-    req = flow.request
+    return capture_of_request(flow.request, flow.id, flow.metadata.get("proxyauth"))
+
+
+def capture_of_request(req: http.Request, flow_id: str, login: object = None) -> Capture | None:
+    """The request as captured (None when its body was streamed, not kept); `login`: the
+    proxy login in the flow's metadata."""
     if req.raw_content is None:
         return None
     path, _, query = req.path.partition("?")
@@ -48,8 +53,8 @@ def capture_of(flow: http.HTTPFlow) -> Capture | None:
         headers=tuple((k.lower(), v) for k, v in req.headers.items(multi=True)),
         body=req.raw_content,
         received_at=datetime.fromtimestamp(req.timestamp_start, UTC),
-        flow_id=flow.id,
-        participant=login_name(flow.metadata.get("proxyauth")),
+        flow_id=flow_id,
+        participant=login_name(login),
     )
 
 

@@ -19,9 +19,12 @@ from mitmproxy import http
 from mitmproxy import io
 
 import golden
+from support.delivery import in_lrs
+from support.fidelity import watched
 from support.local import cli
 from support.local import reading
 from support.proxy import Mitmdump
+from support.ralph import RalphLRS
 from support.upstream import Upstream
 from xapitap.accounting import Fate
 from xapitap.pseudonym import key_path_for
@@ -90,7 +93,7 @@ def test_a_recording_replays_to_the_same_statements_and_holds_no_credential(
         "--key-file",
         str(key_path_for(proxy.store)),
     ).stdout
-    assert f"{matched} flows, {matched} analytics requests" in flows, flows
+    assert f"{matched} entries read, 0 unreadable, {matched} analytics requests" in flows, flows
     assert statements_of(tmp_path / "fresh.sqlite3") == live
 
     # Replaying into the live store adds nothing; nor does replaying twice.
@@ -150,3 +153,39 @@ def test_record_all_records_every_flow_the_same_way(tmp_path: Path) -> None:
     assert isinstance(flow, http.HTTPFlow) and flow.response is not None
     assert flow.request.path == "/page?x=1" and flow.request.headers["cookie"] == "redacted"
     assert COOKIE.encode() not in recording.read_bytes()
+
+
+def test_replay_forwards_to_an_lrs_as_live_capture_does(ralph: RalphLRS, tmp_path: Path) -> None:
+    """Through the outbox, as a proxy's sink: the new statements reach a real Ralph."""
+    entries = [
+        {
+            "startedDateTime": f"2024-06-01T09:00:{10 + 15 * n}.000Z",
+            "request": {
+                "method": "POST",
+                "url": "https://api.segment.io/v1/t",
+                "headers": [{"name": "Content-Type", "value": "text/plain"}],
+                "postData": {"mimeType": "text/plain", "text": json.dumps(body)},
+            },
+        }
+        for n, body in enumerate([watched(10, 0, 10), watched(25, 10, 20, mid="b")])
+    ]
+    har = tmp_path / "s.har"
+    har.write_text(json.dumps({"log": {"entries": entries}}))
+    store = tmp_path / "s.sqlite3"
+    report = cli(
+        "replay",
+        str(har),
+        "--store",
+        str(store),
+        "--lrs-endpoint",
+        ralph.url,
+        "--lrs-username",
+        ralph.username,
+        "--lrs-password-env",
+        "RALPH_PASSWORD",
+        env={"RALPH_PASSWORD": ralph.password},
+    ).stdout
+    made = [json.loads(text) for text in statements_of(store)]
+    assert len(made) >= 4 and f"{len(made)} delivered, 0 still queued" in report, report
+    assert in_lrs(ralph, made) == made
+    assert ralph.password not in report

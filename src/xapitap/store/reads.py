@@ -221,6 +221,10 @@ class ReadModel(Door):
             if sid is not None:
                 yield VideoStatement(seq, str(sid), obj, platform, _first_name(name), *rest)
 
+    def has_statement(self, statement_id: str) -> bool:
+        found = self._db.execute("SELECT 1 FROM statements WHERE id = ?", (statement_id,))
+        return found.fetchone() is not None
+
     def count_statements(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM statements").fetchone()[0])
 
