@@ -3,6 +3,7 @@ bodies given only as params, time order across files, and flow files read up to 
 
 from __future__ import annotations
 
+import io as io_module
 import json
 from datetime import UTC
 from datetime import datetime
@@ -18,6 +19,7 @@ from support.local import cli
 from support.local import stored
 from xapitap.capture import Capture
 from xapitap.replay import har
+from xapitap.replay import progress
 from xapitap.replay.sources import Source
 from xapitap.replay.sources import Unreadable
 from xapitap.replay.sources import in_time_order
@@ -157,3 +159,26 @@ def test_replay_reports_the_broken_entry_and_translates_the_rest(tmp_path: Path)
     assert verbs[0] == "initialized" and verbs[-1] == "terminated"
     again = cli("replay", str(path), "--store", str(store), "--dry-run").stdout
     assert "0 of them are not in" in again
+
+
+class _Terminal(io_module.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(progress, "REDRAW_SECONDS", 0.0)
+    terminal = _Terminal()
+    bar = progress.Progress(terminal, total_bytes=1000)
+    bar.show(500, 10, 4, 12)
+    bar.done()
+    assert (
+        terminal.getvalue()
+    ) == "\r[###############...............]  50%  10 entries, 4 analytics, 12 statements\n"
+    log = io_module.StringIO()
+    lines = progress.Progress(log, total_bytes=1000)
+    for n in range(1, 2 * progress.LINE_EVERY + 1):
+        lines.show(n, n, 0, 0)
+    assert log.getvalue().count("\n") == 2 and "\r" not in log.getvalue()
