@@ -195,6 +195,9 @@ class Dashboard:
         self._status = (time.monotonic(), body)
         return body
 
+    def forget_status(self) -> None:
+        self._status = None
+
     async def videos(self) -> list[dict[str, Any]]:
         """Per-video summaries, worked out again only when statements were added."""
         cached, last = self._videos, self.changes.last
@@ -380,7 +383,7 @@ class RetryHandler(Base):
         count = await self.dash.read.write(retry)
         if self.dash.on_retry is not None:
             self.dash.on_retry()
-        self.dash._status = None  # the next status shows it
+        self.dash.forget_status()  # the next status shows it
         self.send_json(reads.dumps({"requeued": count}))
 
 
