@@ -131,7 +131,14 @@ class XapiTap:
             ca=str(confdir / "mitmproxy-ca-cert.pem"),
             actions=True,
         )
-        dashboard = Dashboard(s.store, s.dashboard, about, s.dashboard_token, self._wake_sinks)
+        dashboard = Dashboard(
+            s.store,
+            s.dashboard,
+            about,
+            s.dashboard_token,
+            on_retry=self._wake_sinks,
+            journal_end=lambda: self._last_seq + 1,
+        )
         try:
             dashboard.start()
         except OSError as e:

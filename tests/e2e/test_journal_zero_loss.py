@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from support.dashboard import DashboardClient
 from support.delivery import in_lrs
 from support.delivery import predicted
 from support.delivery import proxy_for
@@ -81,6 +82,10 @@ def test_sigkill_of_proxy_and_translator_under_backlog_loses_nothing(
         os.kill(translator, signal.SIGSTOP)  # translation falls behind from here
         send_all(first, events[10:30])  # each answered: each acknowledged
         assert re.match(r"translation: 2\d journal records behind", behind(first.store))
+        # The dashboard says the same, from what the proxy knows it journaled.
+        shown = DashboardClient(first.dashboard_url).json("/api/status")["translation"]
+        expected = int(behind(first.store).split()[1])
+        assert shown["behind"] in (expected, expected + 1), (shown, expected)  # + a TICK
         first.kill()
         os.kill(translator, signal.SIGKILL)
     with reading(first.store, settled=False) as reader:

@@ -24,8 +24,10 @@ from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 
 from xapitap.dashboard import videos
+from xapitap.journal.segments import Backlog
 from xapitap.journal.segments import backlog
 from xapitap.journal.segments import journal_dir
+from xapitap.journal.segments import segments
 from xapitap.store import ReadModel
 from xapitap.store import StoreError
 from xapitap.store import StoreFile
@@ -129,8 +131,15 @@ def statements(reader: ReadModel, after: int | None, limit: int, wanted: Stateme
     return f'{{"statements":[{listed}],"last":{last}}}'.encode()
 
 
-def status(reader: ReadModel, about: About) -> bytes:
-    behind = backlog(journal_dir(reader.path), reader.journal_next_seq())
+def status(reader: ReadModel, about: About, journal_end: Callable[[], int] | None = None) -> bytes:
+    """`journal_end`: the proxy's next journal record, where the proxy serves the dashboard
+    (then the backlog is known without reading the journal, which a status every second
+    would otherwise scan)."""
+    if journal_end is not None:
+        size = sum(found.size() for found in segments(journal_dir(reader.path)))
+        behind = Backlog(max(journal_end() - reader.journal_next_seq(), 0), size, None)
+    else:
+        behind = backlog(journal_dir(reader.path), reader.journal_next_seq())
     targets = [
         asdict(t) | {"endpoint": _without_credentials(t.endpoint)} for t in reader.target_status()
     ]

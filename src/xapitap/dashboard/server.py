@@ -42,7 +42,10 @@ MAX_LIMIT = 1000
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 0.5  # how often the newest statement is looked up (a commit wakes it sooner)
 FLUSH_TIMEOUT_SECONDS = 30.0  # a browser that takes no data for this long is dropped
-STATUS_MAX_AGE = 1.0  # seconds a status answer is reused for
+# Seconds a status answer is reused for: over a store alone, the backlog is read from the
+# journal's files, so less often.
+STATUS_MAX_AGE = 1.0
+STATUS_MAX_AGE_OVER_A_STORE = 5.0
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -109,8 +112,12 @@ class Dashboard:
         about: About,
         token: str = "",
         on_retry: Callable[[], None] | None = None,
+        journal_end: Callable[[], int] | None = None,
     ) -> None:
+        """`on_retry`: dead letters were re-queued (wake the sinks); `journal_end`: the
+        proxy's next journal record (for the backlog)."""
         self.listen = listen
+        self.journal_end = journal_end
         self.about = about
         self.auth = Auth(token)
         self.on_retry = on_retry
@@ -189,9 +196,10 @@ class Dashboard:
 
     async def status(self) -> bytes:
         cached = self._status
-        if cached is not None and time.monotonic() - cached[0] < STATUS_MAX_AGE:
+        max_age = STATUS_MAX_AGE if self.journal_end else STATUS_MAX_AGE_OVER_A_STORE
+        if cached is not None and time.monotonic() - cached[0] < max_age:
             return cached[1]
-        body = await self.read(lambda r: reads.status(r, self.about))
+        body = await self.read(lambda r: reads.status(r, self.about, self.journal_end))
         self._status = (time.monotonic(), body)
         return body
 
