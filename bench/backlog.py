@@ -127,7 +127,7 @@ def main() -> int:
             str(MITMDUMP), "--listen-host", "127.0.0.1", "-p", str(port),
             "--set", "flow_detail=0",
             "--set", f"confdir={work / 'confdir'}", "--set", "connection_strategy=lazy",
-            "-s", str(ADDON), "--set", f"xapi_store={store}",
+            "-s", str(ADDON), "--set", f"xapi_store={store}", "--set", "xapi_dashboard=off",
             "--set", "xapi_answer_locally=true",
         ]  # fmt: skip
         with log.open("wb") as out:

@@ -302,7 +302,8 @@ def start_mitmdump(
     store = None
     if addon:
         store = workdir / "bench.sqlite3"
-        cmd += ["-s", str(ADDON), "--set", f"xapi_store={store}"]
+        # The dashboard off: this measures capture (bench/dashboard.py measures the dashboard).
+        cmd += ["-s", str(ADDON), "--set", f"xapi_store={store}", "--set", "xapi_dashboard=off"]
     log = workdir / f"mitmdump-{name}.log"
     with log.open("wb") as out:
         proc = children.start(cmd, core, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
@@ -944,7 +945,7 @@ async def _measure_hook(n: int, workdir: Path) -> dict[str, Any]:
     store = workdir / "hook.sqlite3"
     results: dict[str, Any] = {"flows": n}
     with taddons.context(addon) as tctx:  # type: ignore[no-untyped-call]
-        tctx.configure(addon, xapi_store=str(store))
+        tctx.configure(addon, xapi_store=str(store), xapi_dashboard="off")
         addon.running()
         try:
             warm = flows("https://api.segment.io/v1/t", "warm", 200)

@@ -186,6 +186,8 @@ def rss_of_proxy(workdir: Path, store: Path, targets: Path, settle: float) -> tu
             "--set",
             f"xapi_store={store}",
             "--set",
+            "xapi_dashboard=off",
+            "--set",
             f"xapi_targets_file={targets}",
         ],
         stdout=subprocess.DEVNULL,

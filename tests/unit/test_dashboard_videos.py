@@ -125,3 +125,17 @@ def test_videos_are_listed_most_recently_watched_first() -> None:
     ]
     assert [v["id"] for v in videos.summaries(statements)] == ["https://x/b", "https://x/a"]
     assert videos.detail([]) is None
+
+
+def test_the_index_brought_up_to_date_in_steps_equals_one_look_at_everything() -> None:
+    statements = [
+        st(1, "s1", V + "initialized"),
+        st(2, "s2", V + "initialized", actor="b", video="https://x/b"),
+        st(3, "s1", V + "paused", segments="0[.]30", progress=0.5, time=30),
+        st(4, "s1", COMPLETED, segments="0[.]58", progress=0.967),
+        st(5, "s2", TERMINATED, actor="b", video="https://x/b", segments="0[.]5", progress=0.1),
+    ]
+    index = videos.VideoIndex()
+    for step in (statements[:2], statements[2:3], statements[3:]):
+        index.add(step)
+    assert index.summaries() == videos.summaries(statements)

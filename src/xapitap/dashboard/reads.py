@@ -188,8 +188,12 @@ def activity(reader: ReadModel, minutes: int) -> bytes:
     return dumps({"per_minute": series})
 
 
-def video_list(reader: ReadModel) -> list[dict[str, Any]]:
-    return videos.summaries(reader.video_statements())
+def video_list(reader: ReadModel, index: videos.VideoIndex) -> list[dict[str, Any]]:
+    """The index brought up to the newest statement, and its summaries."""
+    upto = reader.last_seq()
+    index.add(reader.video_statements(after=index.seq, upto=upto))
+    index.seq = upto
+    return index.summaries()
 
 
 def video_detail(reader: ReadModel, object_id: str) -> bytes | None:

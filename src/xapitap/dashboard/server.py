@@ -27,6 +27,7 @@ import tornado.netutil
 import tornado.web
 
 from xapitap.dashboard import reads
+from xapitap.dashboard import videos
 from xapitap.dashboard.address import Listen
 from xapitap.dashboard.auth import Auth
 from xapitap.dashboard.auth import same_origin
@@ -41,6 +42,7 @@ STREAM_BATCH = 200  # statements per read while a feed catches up
 MAX_LIMIT = 1000
 KEEPALIVE_SECONDS = 15.0
 POLL_SECONDS = 0.5  # how often the newest statement is looked up (a commit wakes it sooner)
+MIN_LOOK_SECONDS = 0.2
 FLUSH_TIMEOUT_SECONDS = 30.0  # a browser that takes no data for this long is dropped
 # Seconds a status answer is reused for: over a store alone, the backlog is read from the
 # journal's files, so less often.
@@ -71,6 +73,8 @@ class Changes:
         while not self.closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._nudged.wait(), POLL_SECONDS)
+            # Commits come in bursts: one look for all of them, at most five a second.
+            await asyncio.sleep(MIN_LOOK_SECONDS)
             self._nudged.clear()
             with contextlib.suppress(Exception):  # a store being replaced: try again
                 last = await self._read(lambda r: r.last_seq())
@@ -131,6 +135,8 @@ class Dashboard:
         }
         self._status: tuple[float, bytes] | None = None
         self._videos: tuple[int, list[dict[str, Any]]] | None = None
+        self._video_index = videos.VideoIndex()
+        self._videos_lock = asyncio.Lock()
         self._server: tornado.httpserver.HTTPServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poller: asyncio.Task[None] | None = None
@@ -207,13 +213,16 @@ class Dashboard:
         self._status = None
 
     async def videos(self) -> list[dict[str, Any]]:
-        """Per-video summaries, worked out again only when statements were added."""
-        cached, last = self._videos, self.changes.last
-        if cached is not None and cached[0] == last:
-            return cached[1]
-        found = await self.read(reads.video_list)
-        self._videos = (last, found)
-        return found
+        """Per-video summaries: brought up to date with what was added since, one caller at
+        a time (the others get its answer)."""
+        async with self._videos_lock:
+            cached, last = self._videos, self.changes.last
+            if cached is not None and cached[0] == last:
+                return cached[1]
+            index = self._video_index
+            found = await self.read(lambda r: reads.video_list(r, index))
+            self._videos = (last, found)
+            return found
 
 
 def _log_failures(handler: tornado.web.RequestHandler) -> None:

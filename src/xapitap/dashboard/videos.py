@@ -112,8 +112,30 @@ def _videos(statements: Iterable[VideoStatement], marks: bool) -> dict[str, _Vid
 
 def summaries(statements: Iterable[VideoStatement]) -> list[dict[str, Any]]:
     """One summary per video, the most recently watched first."""
-    found = [v.summary() for v in _videos(statements, marks=False).values()]
-    return sorted(found, key=lambda v: v["last_activity"], reverse=True)
+    index = VideoIndex()
+    index.add(statements)
+    return index.summaries()
+
+
+class VideoIndex:
+    """Per-video summaries, kept up to date from the statements stored since the last look,
+    so that looking again costs what was added, not the whole store. It keeps one small
+    record per video session (no timelines)."""
+
+    def __init__(self) -> None:
+        self.seq = 0  # the statements up to here are in
+        self._videos: dict[str, _Video] = {}
+
+    def add(self, statements: Iterable[VideoStatement]) -> None:
+        for s in statements:
+            video = self._videos.get(s.object_id)
+            if video is None:
+                video = self._videos[s.object_id] = _Video(s.object_id, s.platform, s.name)
+            video.add(s, marks=False)
+
+    def summaries(self) -> list[dict[str, Any]]:
+        found = [v.summary() for v in self._videos.values()]
+        return sorted(found, key=lambda v: v["last_activity"], reverse=True)
 
 
 def detail(statements: Iterable[VideoStatement]) -> dict[str, Any] | None:

@@ -190,12 +190,20 @@ class ReadModel(Door):
         return str(found[0]) if found else None
 
     def video_statements(
-        self, object_id: str | None = None, wanted: StatementFilter = StatementFilter()
+        self,
+        object_id: str | None = None,
+        wanted: StatementFilter = StatementFilter(),
+        after: int = 0,
+        upto: int | None = None,
     ) -> Iterator[VideoStatement]:
         """Every Video Profile statement (of one video, or of all) that `wanted` takes, in
-        the order stored."""
+        the order stored; only those stored after `after` and up to `upto`, if given."""
         condition, args = wanted.sql()
-        where = f"AND {condition}"
+        where = f"AND {condition} AND seq > ?"
+        args.append(after)
+        if upto is not None:
+            where += " AND seq <= ?"
+            args.append(upto)
         if object_id:
             where += " AND object_id = ?"
             args.append(object_id)

@@ -135,15 +135,23 @@ function render() {
 
 function feedState() {
   const shown = $("feed-rows").childNodes.length;
-  $("feed-state").textContent = feed.paused
+  const text = feed.paused
     ? `paused${feed.missed ? ": newer statements are waiting" : ""}`
     : `live · showing the newest ${shown}${shown >= MAX_ROWS ? " (older ones are in the store and the API)" : ""}`;
+  if ($("feed-state").textContent !== text) $("feed-state").textContent = text;
 }
+
+// New rows are drawn at most four times a second: a flood costs a few layouts a second, not
+// one per frame.
+const DRAW_EVERY_MS = 250;
+let drawnAt = 0;
 
 function queue(statement) {
   feed.pending.push(statement);
   if (feed.pending.length > MAX_ROWS) feed.pending.splice(0, feed.pending.length - MAX_ROWS);
-  if (!feed.frame) feed.frame = requestAnimationFrame(render);
+  if (feed.frame) return;
+  const wait = Math.max(0, drawnAt + DRAW_EVERY_MS - performance.now());
+  feed.frame = setTimeout(() => requestAnimationFrame(() => { drawnAt = performance.now(); render(); }), wait);
 }
 
 async function startFeed() {
@@ -517,18 +525,18 @@ function start() {
   startFeed().catch(() => {});
   refreshStatus();
   refreshVideos().catch(() => {});
-  // Videos are worked out again when statements were added: every 2 s on their tab, every
-  // 10 s otherwise (the feed's video filter lists them).
+  // Videos are looked at again when statements were added, on their tab (every 2 s at
+  // most); the feed's video filter asks for them when it is opened.
   let lastSeen = -1;
-  let videosAt = 0;
+  let videosBusy = false;
+  $("f-video").addEventListener("focus", () => refreshVideos().catch(() => {}));
   setInterval(() => {
     if (document.hidden) return;
     refreshStatus().then(() => {
-      if (!lastStatus || lastStatus.last_seq === lastSeen) return;
-      if (activeTab !== "videos" && Date.now() - videosAt < 10000) return;
+      if (!lastStatus || lastStatus.last_seq === lastSeen || activeTab !== "videos" || videosBusy) return;
       lastSeen = lastStatus.last_seq;
-      videosAt = Date.now();
-      refreshVideos().catch(() => {});
+      videosBusy = true;
+      refreshVideos().catch(() => {}).finally(() => { videosBusy = false; });
     });
     if (activeTab === "time") refreshActivity().catch(() => {});
   }, 2000);
