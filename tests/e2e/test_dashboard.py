@@ -7,6 +7,7 @@ import json
 import secrets
 import socket
 import time
+import uuid
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,9 @@ from support.proxy import Mitmdump
 from support.ralph import RalphLRS
 from support.relay import Relay
 from xapitap.pseudonym import key_path_for
+from xapitap.store import StoreFile
+from xapitap.store.records import Provenance
+from xapitap.xapi.models import Statement
 
 pytestmark = pytest.mark.e2e
 
@@ -342,3 +346,50 @@ def test_mitmweb_serves_the_dashboard_beside_its_own(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert client.json("/api/status")["statements"] > 0
         assert requests.get(f"http://127.0.0.1:{web_port}/", timeout=10).status_code in (200, 403)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_browser_that_takes_nothing_holds_one_batch_not_the_store(tmp_path: Path) -> None:
+    """A feed whose reader never reads: the dashboard goes on serving, and its memory does
+    not grow with what is stored meanwhile (each feed waits for its batch to be taken)."""
+    store = StoreFile(tmp_path / "s.sqlite3")
+    template = golden_statement()
+    writer = store.writer()
+
+    def add(count: int) -> None:
+        items = []
+        for _ in range(count):
+            s = Statement.model_validate({**template, "id": str(uuid.uuid4())})
+            items.append((s, Provenance("segment", "segment.api", s.id, "f")))
+        writer.add(items)
+
+    add(10)
+    with StandaloneDashboard(store.path) as standalone:
+        client = DashboardClient(standalone.url)
+        hung = socket.create_connection(("127.0.0.1", int(client.base.rsplit(":", 1)[1])))
+        hung.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hung.sendall(
+            f"GET /api/stream?after=0 HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {client.token}\r\n\r\n".encode()
+        )
+        time.sleep(1)
+        before = _rss_mb(standalone.pid)
+        for _ in range(20):
+            add(1000)  # 20 000 statements, about 30 MB of JSON
+        time.sleep(3)
+        after = _rss_mb(standalone.pid)
+        assert client.json("/api/status")["statements"] == 20_010  # still serving
+        hung.close()
+    writer.close()
+    assert after - before < 15, (before, after)
+
+
+def golden_statement() -> dict[str, Any]:
+    case = next(c for c in golden.cases() if c.name == "segment/whole-session")
+    return next(s for r in golden.expected(case) for s in r["statements"])

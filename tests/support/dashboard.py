@@ -147,6 +147,11 @@ class StandaloneDashboard:
                 raise RuntimeError("xapitap dashboard did not start:\n" + "\n".join(self.lines))
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
     def stop(self) -> int:
         assert self._proc is not None
         self._proc.terminate()
