@@ -247,23 +247,39 @@ class XapiTap:
     # Refused by name as the request gives it, by the addresses a name resolves to, and at
     # the connection (a CONNECT tunnel, or traffic passed through untouched).
 
-    async def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if await self._to_dashboard(flow.request.host, flow.request.port):
-            flow.response = self._refusal()
+    # All other traffic costs one comparison, on the event loop: only a request to the
+    # dashboard's port is looked at further (a coroutine, where a name must be resolved).
 
-    async def http_connect(self, flow: http.HTTPFlow) -> None:
-        if await self._to_dashboard(flow.request.host, flow.request.port):
-            flow.response = self._refusal()
+    def requestheaders(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        return self._guard_flow(flow)
 
-    async def server_connect(self, data: ServerConnectionHookData) -> None:
-        address = data.server.address
-        if address is not None and await self._to_dashboard(str(address[0]), int(address[1])):
-            data.server.error = "xapitap: the dashboard is not served through the proxy"
+    def http_connect(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
+        return self._guard_flow(flow)
 
-    async def _to_dashboard(self, host: str, port: int) -> bool:
+    def _guard_flow(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         at = self._dashboard_at
-        if at is None or port != at.port:
-            return False  # all other traffic: one comparison
+        if at is None or flow.request.port != at.port:
+            return None
+
+        async def guard() -> None:
+            if await self._to_dashboard(at, flow.request.host, flow.request.port):
+                flow.response = self._refusal()
+
+        return guard()
+
+    def server_connect(self, data: ServerConnectionHookData) -> Coroutine[Any, Any, None] | None:
+        at, address = self._dashboard_at, data.server.address
+        if at is None or address is None or int(address[1]) != at.port:
+            return None
+
+        async def guard() -> None:
+            if await self._to_dashboard(at, str(address[0]), int(address[1])):
+                data.server.error = "xapitap: the dashboard is not served through the proxy"
+
+        return guard()
+
+    @staticmethod
+    async def _to_dashboard(at: Destinations, host: str, port: int) -> bool:
         if at.named(host, port):
             return True
         try:
