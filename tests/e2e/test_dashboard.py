@@ -3,9 +3,17 @@ Ralph LRS behind a relay that refuses a statement, and `xapitap dashboard` over 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import pty
 import secrets
+import select
+import signal
 import socket
+import struct
+import termios
 import time
 import uuid
 from datetime import UTC
@@ -29,6 +37,7 @@ from support.delivery import wait_until_delivered
 from support.fidelity import seg
 from support.fidelity import watched
 from support.local import reading
+from support.proxy import ADDON
 from support.proxy import MITMDUMP
 from support.proxy import Mitmdump
 from support.ralph import RalphLRS
@@ -393,3 +402,54 @@ def test_a_browser_that_takes_nothing_holds_one_batch_not_the_store(tmp_path: Pa
 def golden_statement() -> dict[str, Any]:
     case = next(c for c in golden.cases() if c.name == "segment/whole-session")
     return next(s for r in golden.expected(case) for s in r["statements"])
+
+
+def test_the_mitmproxy_console_serves_it_too(tmp_path: Path) -> None:
+    """`mitmproxy` (the console UI, on a pseudo-terminal), with a token set by the option."""
+    port, token = free_port(), "a-token-set-by-the-user-42"
+    console = [
+        str(MITMDUMP.with_name("mitmproxy")),
+        "--listen-host",
+        "127.0.0.1",
+        "-p",
+        "0",
+        "--set",
+        f"confdir={tmp_path / 'confdir'}",
+        "-s",
+        str(ADDON),
+        "--set",
+        f"xapi_store={tmp_path / 's.sqlite3'}",
+        "--set",
+        f"xapi_dashboard=127.0.0.1:{port}",
+        "--set",
+        f"xapi_dashboard_token={token}",
+    ]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the console needs a terminal with a size
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+        os.execve(console[0], console, {**os.environ, "TERM": "xterm"})
+    try:
+        answer = None
+        deadline = time.monotonic() + 30
+        while answer is None and time.monotonic() < deadline:
+            if select.select([terminal], [], [], 0.2)[0]:
+                with contextlib.suppress(OSError):
+                    os.read(terminal, 65536)  # the screen, drawn and dropped
+            with contextlib.suppress(requests.RequestException):
+                answer = requests.get(
+                    f"http://127.0.0.1:{port}/api/status",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=2,
+                )
+        assert answer is not None and answer.status_code == 200
+        assert answer.json()["about"]["mode"] == "live"
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(terminal)
