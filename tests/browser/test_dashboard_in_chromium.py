@@ -175,6 +175,10 @@ def test_the_dashboard_live_and_over_the_stored_store(tmp_path: Path) -> None:
                 ".includes('Course Video Watched')",
                 5,
             )
+            # Types that appeared while the page was open are marked new.
+            assert page.eval_on_selector_all(
+                "#event-rows tr.new", "rows => rows.map(r => r.cells[1].textContent)"
+            ) == ["Course Video Watched new"]
             page.click("#tab-feed")
             page.screenshot(path=str(ARTIFACTS / "dashboard-feed.png"), full_page=True)
             assert watch.errors == []

@@ -197,6 +197,23 @@ def test_the_proxy_refuses_requests_to_the_dashboard(tmp_path: Path) -> None:
         assert refused(answer)
 
 
+def test_listening_beyond_loopback_is_warned_about_and_still_refused_through_the_proxy(
+    tmp_path: Path,
+) -> None:
+    with Mitmdump(tmp_path, "--set", "xapi_dashboard=0.0.0.0:0") as proxy:
+        assert "the dashboard listens at 0.0.0.0, beyond this machine" in proxy.output
+        client = DashboardClient(proxy.dashboard_url)
+        port = client.base.rsplit(":", 1)[1]
+        for host in (socket.gethostname(), "127.0.0.1"):
+            answer = requests.get(
+                f"http://{host}:{port}/api/status",
+                headers=client.bearer,
+                proxies=proxy.proxies,
+                timeout=10,
+            )
+            assert refused(answer), host
+
+
 def test_a_reconnecting_feed_gets_every_statement_once(tmp_path: Path) -> None:
     with Mitmdump(tmp_path, "--set", "xapi_answer_locally=true") as proxy:
         client = DashboardClient(proxy.dashboard_url)
