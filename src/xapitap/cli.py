@@ -3,7 +3,7 @@
 xapitap run [--listen-host H] [--port P] [--confdir DIR] [--store FILE] [mitmdump options]
 xapitap export [--store FILE] [--output FILE] [--format jsonl|csv] [--sessions] [filters]
 xapitap status [--store FILE]
-xapitap replay FLOWFILE... [--store FILE] [translation options]
+xapitap replay FILE... [--store FILE] [--dry-run] [LRS options] [translation options]
 xapitap dashboard [--store FILE] [--listen HOST:PORT] [--token-env VAR]
 
 The read commands import neither mitmproxy nor the addon: they open the store's read model.
