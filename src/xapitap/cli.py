@@ -2,7 +2,7 @@
 
 xapitap run [--listen-host H] [--port P] [--confdir DIR] [--store FILE] [mitmdump options]
 xapitap export [--store FILE] [--output FILE] [--format jsonl|csv] [--sessions] [filters]
-xapitap status [--store FILE]
+xapitap status [--store FILE] [--participant ID]
 xapitap replay FILE... [--store FILE] [--dry-run] [LRS options] [translation options]
 xapitap dashboard [--store FILE] [--listen HOST:PORT] [--token-env VAR]
 
