@@ -1149,6 +1149,11 @@ def report(results: dict[str, Any]) -> None:
             )
         )
     print()
+    print_goals(goals)
+
+
+def print_goals(goals: list[tuple[str, float, float, bool]]) -> None:
+    """One PASS/MISS line per (label, measured, goal, whether the goal is a minimum)."""
     for label, value, goal, at_least in goals:
         ok = value >= goal if at_least else value <= goal
         sign = "≥" if at_least else "≤"

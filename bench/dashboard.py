@@ -94,6 +94,7 @@ from bench import _versions
 from bench import core_busy_seconds
 from bench import cpu_seconds
 from bench import free_port
+from bench import print_goals
 from bench import process_tree
 from bench import sanity_check
 from bench import stall_window
@@ -1410,10 +1411,7 @@ def report(results: dict[str, Any]) -> None:
                 "machine (see the foreign% column)"
             )
     print()
-    for label, value, goal, at_least in goals:
-        ok = value >= goal if at_least else value <= goal
-        sign = "≥" if at_least else "≤"
-        print(f"{'PASS' if ok else 'MISS'}  {label}: {value:.3f} (goal {sign} {goal:g})")
+    print_goals(goals)
 
 
 def main() -> None:

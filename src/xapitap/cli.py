@@ -46,6 +46,7 @@ from xapitap.store import StoreError
 from xapitap.store import StoreFile
 from xapitap.store.reads import ReadModel
 from xapitap.store.reads import StatementFilter
+from xapitap.store.records import TargetStatus
 from xapitap.targets import Target
 from xapitap.validation import describe
 
@@ -299,11 +300,17 @@ def _not_in(store: StoreFile, scratch: StoreFile) -> int:
 
 def _deliver(store: StoreFile, target: Target) -> bool:
     """Send what the replay queued for `target`, as the proxy's sink would."""
+    print(f"xapitap replay: forwarding to {target.name} ({target.endpoint})")
+    status = _send_queued(store, target)
+    return status.queued == 0 and status.dead == 0
+
+
+def _send_queued(store: StoreFile, target: Target) -> TargetStatus:
+    """Send what is queued for `target` with a progress bar, until nothing is left (or the
+    LRS stops taking it); print and return what became of it."""
     outbox = store.outbox()
     try:
-        total = outbox.queued(target.name)
-        print(f"xapitap replay: forwarding {total} statements to {target.name} ({target.endpoint})")
-        bar = _ProgressBar(total)
+        bar = _ProgressBar(outbox.queued(target.name))
         sink = LrsSink(target, progress=bar.advance, until_empty=True)
         sink.run(outbox, Control())
         bar.done()
@@ -315,10 +322,12 @@ def _deliver(store: StoreFile, target: Target) -> bool:
     finally:
         reader.close()
     print(
-        f"xapitap replay: {target.name}: {status.delivered} delivered, {status.queued} still "
-        f"queued, {status.dead} dead-lettered"
+        f"{target.name}: {status.delivered} delivered, {status.queued} still queued, "
+        f"{status.dead} dead-lettered"
     )
-    return status.queued == 0 and status.dead == 0
+    if sink.halted is not None:
+        print(f"stopped: {sink.halted.auth_failed or sink.halted.error}", file=sys.stderr)
+    return status
 
 
 def _export(store: StoreFile, args: argparse.Namespace) -> int:
@@ -502,22 +511,9 @@ def _push(store: StoreFile, args: argparse.Namespace) -> int:
         added = outbox.enqueue_all(target)
         total = outbox.queued(target.name)
         print(f"pushing {total} statements to {target.endpoint} ({added} newly queued)")
-        bar = _ProgressBar(total)
-        sink = LrsSink(target, progress=bar.advance, until_empty=True)
-        sink.run(outbox, Control())
-        bar.done()
     finally:
         outbox.close()
-    reader = store.reader()
-    try:
-        (status,) = (t for t in reader.target_status() if t.target == target.name)
-    finally:
-        reader.close()
-    print(
-        f"{status.delivered} delivered, {status.queued} still queued, {status.dead} dead-lettered"
-    )
-    if sink.halted is not None:
-        print(f"stopped: {sink.halted.auth_failed or sink.halted.error}", file=sys.stderr)
+    status = _send_queued(store, target)
     return 0 if status.queued == 0 and status.dead == 0 else 1
 
 

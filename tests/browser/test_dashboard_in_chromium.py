@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import requests
+from playwright.sync_api import Browser
 from playwright.sync_api import Page
+from playwright.sync_api import Playwright
 from playwright.sync_api import sync_playwright
 from test_truth import CHROMIUM
 from test_truth import CHROMIUM_FLAGS
@@ -76,6 +78,18 @@ class Watch:
         page.on("pageerror", lambda e: self.errors.append(str(e)))
 
 
+def opened(playwright: Playwright, url: str) -> tuple[Browser, Page, Watch]:
+    """The dashboard in headless Chromium, opened directly (as the README says: not through
+    the proxy), with its console watched."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    watch = Watch(page)
+    page.goto(url)
+    return browser, page, watch
+
+
 def wait_until(page: Page, expression: str, timeout: float = 30) -> None:
     """Poll a JavaScript expression until it is true. (Playwright's wait_for_function
     evaluates strings with eval, which the dashboard's Content-Security-Policy forbids.)"""
@@ -111,22 +125,14 @@ def test_the_dashboard_live_and_over_the_stored_store(tmp_path: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     proxy = Mitmdump(tmp_path, "--set", "xapi_answer_locally=true")
     with proxy, sync_playwright() as playwright:
-        # The dashboard is opened directly, as the README says: not through the proxy.
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
+        browser, page, watch = opened(playwright, proxy.dashboard_url)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            watch = Watch(page)
-            page.goto(proxy.dashboard_url)
             assert "token" not in page.url  # exchanged for the cookie
             page.wait_for_selector("#empty:not([hidden])")  # says what to do first
             steps = page.inner_text("#empty")
             assert f"the proxy at 127.0.0.1:{proxy.port}" in steps
             assert f"CA certificate in that browser: {proxy.ca}" in steps
-            page.wait_for_function(
-                "document.querySelector('#feed-state').textContent.startsWith('live')"
-            )
+            wait_until(page, "document.querySelector('#feed-state').textContent.startsWith('live')")
             page.evaluate("window.stayed = true")
 
             # Statements appear in the feed as they are stored, without a reload.
@@ -187,13 +193,8 @@ def test_the_dashboard_live_and_over_the_stored_store(tmp_path: Path) -> None:
 
     # The same views over the store, with no proxy running.
     with StandaloneDashboard(proxy.store) as standalone, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
+        browser, page, watch = opened(playwright, standalone.url)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            watch = Watch(page)
-            page.goto(standalone.url)
             with reading(proxy.store) as reader:
                 stored = [json.loads(t)["id"] for t in reader.statements_json()]
             wait_until(page, f"document.querySelectorAll('#feed-rows tr').length === {len(stored)}")

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
-from test_truth import CHROMIUM
-from test_truth import CHROMIUM_FLAGS
-from test_truth import spki_hash
+from test_truth import through_the_proxy
 
 import golden
 from support.local import cli
@@ -87,16 +85,7 @@ def test_a_browsers_har_replays_to_the_live_statements(
     har = tmp_path / "session.har"
     proxy = Mitmdump(tmp_path, "--set", "xapi_answer_locally=true")
     with proxy, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                *CHROMIUM_FLAGS,
-                f"--proxy-server=http://127.0.0.1:{proxy.port}",
-                "--proxy-bypass-list=<-loopback>",
-                f"--ignore-certificate-errors-spki-list={spki_hash(proxy.ca)}",
-            ],
-        )
+        browser = through_the_proxy(playwright, proxy)
         try:
             context = browser.new_context(record_har_path=str(har))
             tab = context.new_page()

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from playwright.sync_api import Browser
+from playwright.sync_api import Playwright
 from playwright.sync_api import sync_playwright
 
 from support.local import stored
@@ -117,6 +119,21 @@ def spki_hash(ca: Path) -> str:
     return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
+def through_the_proxy(playwright: Playwright, proxy: Mitmdump) -> Browser:
+    """Headless Chromium whose traffic, the loopback site's included, goes through the
+    proxy, trusting its CA."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            *CHROMIUM_FLAGS,
+            f"--proxy-server=http://127.0.0.1:{proxy.port}",
+            "--proxy-bypass-list=<-loopback>",  # send the loopback site through it too
+            f"--ignore-certificate-errors-spki-list={spki_hash(proxy.ca)}",
+        ],
+    )
+
+
 def union(ranges: list[tuple[float, float]]) -> list[tuple[float, float]]:
     merged: list[tuple[float, float]] = []
     for a, b in sorted(ranges):
@@ -143,16 +160,7 @@ def run_in_browser(
         f"xapi_lrs_password={ralph.password}",
     )
     with proxy, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                *CHROMIUM_FLAGS,
-                f"--proxy-server=http://127.0.0.1:{proxy.port}",
-                "--proxy-bypass-list=<-loopback>",  # send the loopback site through it too
-                f"--ignore-certificate-errors-spki-list={spki_hash(proxy.ca)}",
-            ],
-        )
+        browser = through_the_proxy(playwright, proxy)
         try:
             page = browser.new_page()
             page.goto(site)

@@ -152,11 +152,6 @@ class StandaloneDashboard:
         assert self._proc is not None
         return self._proc.pid
 
-    def stop(self) -> int:
-        assert self._proc is not None
-        self._proc.terminate()
-        return self._proc.wait(15)
-
     def __exit__(
         self,
         exc_type: type[BaseException] | None,

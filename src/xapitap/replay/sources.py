@@ -33,17 +33,15 @@ class Source:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.size = path.stat().st_size
-        self.kind = "har" if _looks_like_har(path) else "flows"
+        self._reader: har.HarReader | flowfile.FlowFileReader = (
+            har.HarReader(path) if _looks_like_har(path) else flowfile.FlowFileReader(path)
+        )
 
     @property
     def position(self) -> int:
-        return self._reader.position if hasattr(self, "_reader") else 0
+        return self._reader.position
 
     def __iter__(self) -> Iterator[Item]:
-        if self.kind == "har":
-            self._reader: har.HarReader | flowfile.FlowFileReader = har.HarReader(self.path)
-        else:
-            self._reader = flowfile.FlowFileReader(self.path)
         for index, entry in enumerate(self._reader, 1):
             if isinstance(entry, Exception):
                 yield Unreadable(f"{self.path} entry {index}", str(entry))
