@@ -1,7 +1,9 @@
-"""Platform-neutral video events: what every platform adapter produces.
+"""Platform-neutral events: what every platform adapter produces.
 
-An adapter reads one platform's wire format and says what happened in the player, in seconds
-and UTC, with the activities involved. Everything after it (sessions, xAPI) is shared.
+An adapter reads one platform's wire format and says what happened, in seconds and UTC, with
+the activities involved: in the player (`VideoEvent`, which feeds a video session), or any
+other learning event (`LearningEvent`: a page or lecture viewed, an item completed, a file
+downloaded, a problem attempted). Everything after it (sessions, xAPI) is shared.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ class Interaction(BaseModel):
     full_screen: bool | None = None
 
 
-class VideoEvent(BaseModel):
+class PlatformEvent(BaseModel):
+    """What every event says: where it came from, when, and about whom."""
+
     model_config = ConfigDict(frozen=True)
 
     platform: str  # adapter id, e.g. "udemy"
@@ -62,14 +66,21 @@ class VideoEvent(BaseModel):
     rule: str  # the endpoint rule that matched
     event_type: str = ""  # the platform's own name for it ("Video Playback Paused", ...)
     source_event_id: str  # the platform's own event id, or a hash of the raw event
-    kind: Kind
     timestamp: datetime  # when it happened, UTC
     user_ref: str  # the platform's identifier of the learner: never emitted, only hashed
     user_ref_kind: str  # which field user_ref came from, e.g. "userId" or "anonymousId"
-    video: Activity
     parents: tuple[Activity, ...] = ()
     groupings: tuple[Activity, ...] = ()
-    session_key: str | None = None  # the platform's own playback session id, if any
+    session_key: str | None = None  # the platform's own (playback) session id, if any
+    user_agent: str | None = None  # coarsened, and only when the privacy policy allows it
+    # False when `timestamp` is a fallback (the body gave no usable time of its own): such
+    # times say nothing about how far apart two events of one request were.
+    timed: bool = True
+
+
+class VideoEvent(PlatformEvent):
+    kind: Kind
+    video: Activity
     position: float | None = None  # playhead, seconds
     seek_from: float | None = None
     seek_to: float | None = None
@@ -80,10 +91,6 @@ class VideoEvent(BaseModel):
     # The player's settings as this event reports them (state, not a change): a change
     # between two events of a session is an interaction nobody reported.
     player: Interaction | None = None
-    user_agent: str | None = None  # coarsened, and only when the privacy policy allows it
-    # False when `timestamp` is a fallback (the body gave no usable time of its own): such
-    # times say nothing about how far apart two events of one request were.
-    timed: bool = True
     # Seconds between the platform's position reports while playing, where it has a fixed
     # cadence (Udemy's progress logs): a longer gap means playback stopped in between.
     cadence: float | None = None
@@ -102,6 +109,45 @@ class VideoEvent(BaseModel):
     ends_playback: bool = False
 
 
+class Verb(BaseModel):
+    """An xAPI verb: its IRI and the English display a statement carries."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    display: str
+
+
+class LearningResult(BaseModel):
+    """What a learning event's statement says in `result`; only what the traffic gave."""
+
+    model_config = ConfigDict(frozen=True)
+
+    completion: bool | None = None
+    success: bool | None = None
+    response: str | None = None  # an answer, a search query
+    score_raw: float | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    # How far through the item the learner is, 0-100 (cmi5's progress extension).
+    progress: int | None = Field(default=None, ge=0, le=100)
+    duration: float | None = Field(default=None, ge=0)  # seconds
+
+
+class LearningEvent(PlatformEvent):
+    """A learning event that is not a player action: it becomes one statement."""
+
+    verb: Verb
+    object: Activity
+    result: LearningResult | None = None
+    # The video it concerns, where it names one (a transcript shown, a lecture viewed): its
+    # statement carries the session-id of that video's open session.
+    video: Activity | None = None
+
+
+AnyEvent = VideoEvent | LearningEvent
+
+
 @dataclass(frozen=True)
 class Skip:
     """An event that made no statement: its type (the platform's own name) and why."""
@@ -118,6 +164,7 @@ class Extraction:
     """What an adapter made of one decoded request body."""
 
     events: list[VideoEvent] = field(default_factory=list)
+    learning: list[LearningEvent] = field(default_factory=list)
     # Events that were understood but have no xAPI mapping, with the reason.
     ignored: list[Skip] = field(default_factory=list)
     # Items of a batch that could not be read, with the reason; the others still count.

@@ -24,8 +24,10 @@ from xapitap.capture import Capture
 from xapitap.decoding import DecodeError
 from xapitap.decoding import decode_body
 from xapitap.events import Activity
+from xapitap.events import AnyEvent
 from xapitap.events import Interaction
 from xapitap.events import Kind
+from xapitap.events import LearningEvent
 from xapitap.events import PayloadError
 from xapitap.events import Skip
 from xapitap.events import VideoEvent
@@ -43,6 +45,7 @@ from xapitap.session import VideoSession
 from xapitap.session import VideoSessions
 from xapitap.validation import describe
 from xapitap.xapi import models as m
+from xapitap.xapi.learning import render_learning
 from xapitap.xapi.translate import DEFAULT_POLICY
 from xapitap.xapi.translate import Emitted
 from xapitap.xapi.translate import Policy
@@ -66,9 +69,9 @@ SeenBefore = Callable[[str, str], bool]
 @dataclass
 class Outcome:
     # Each statement with the event it came from (for its provenance in the store).
-    statements: list[tuple[m.Statement, VideoEvent]] = field(default_factory=list)
+    statements: list[tuple[m.Statement, AnyEvent]] = field(default_factory=list)
     # Statements our xAPI models refuse: never sent, kept with the reason.
-    quarantined: list[tuple[Quarantined, VideoEvent]] = field(default_factory=list)
+    quarantined: list[tuple[Quarantined, AnyEvent]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     # Why the request, or an event in it, could not be read (malformed, too large, ...).
     errors: list[str] = field(default_factory=list)
@@ -80,7 +83,7 @@ class Outcome:
     def count(self, platform: str, rule: str, skip: Skip, fate: Fate) -> None:
         self.tallies[Tally(platform, rule, skip.event_type, fate, skip.reason)] += 1
 
-    def add(self, emitted: list[Emitted], event: VideoEvent) -> None:
+    def add(self, emitted: list[Emitted], event: AnyEvent) -> None:
         for item in emitted:
             if isinstance(item, Quarantined):
                 self.quarantined.append((item, event))
@@ -135,7 +138,7 @@ class Pipeline:
         for skip in extraction.rejected:
             out.errors.append(f"{rule.name}: {skip}")
             out.count(rule.platform, rule.name, skip, Fate.REJECTED)
-        events = _in_time_order(extraction.events, capture.received_at)
+        events = _in_time_order([*extraction.events, *extraction.learning], capture.received_at)
         for event in events[MAX_EVENTS_PER_REQUEST:]:
             self._reject(out, event, f"over {MAX_EVENTS_PER_REQUEST} events in one request")
         for event in events[:MAX_EVENTS_PER_REQUEST]:
@@ -148,7 +151,7 @@ class Pipeline:
         out.count(platform, rule, Skip("", _first_words(reason)), Fate.UNREADABLE)
         return out
 
-    def _apply(self, event: VideoEvent, capture: Capture, match: RuleMatch, out: Outcome) -> None:
+    def _apply(self, event: AnyEvent, capture: Capture, match: RuleMatch, out: Outcome) -> None:
         update: dict[str, object] = {
             "source_event_id": self._privacy.event_id(event.source_event_id)
         }
@@ -170,6 +173,9 @@ class Pipeline:
             actor = m.Agent(account=m.Account(homePage=home, name=name))
         except ValidationError as e:  # a value the statement model refuses
             self._reject(out, event, describe(e))
+            return
+        if isinstance(event, LearningEvent):
+            self._apply_learning(event, actor, seen_key, out)
             return
         # The raw platform id has done its work (the actor), and e-mails would be scrubbed
         # from every statement anyway: sessions, which the translator keeps in the store,
@@ -203,14 +209,28 @@ class Pipeline:
         if event.kind is Kind.TERMINATED:
             self.sessions.drop(session)
 
+    def _apply_learning(
+        self, event: LearningEvent, actor: m.Agent, seen_key: tuple[str, str], out: Outcome
+    ) -> None:
+        event = event.model_copy(update={"user_ref": "", "event_type": scrub(event.event_type)})
+        video = event.video or event.object
+        session = self.sessions.open_session(actor.account.name, video.id, event.session_key)
+        emitted = render_learning(
+            event, actor, self.policy, None if session is None else session.session_id
+        )
+        self._remember(seen_key)
+        out.translated.append(seen_key)
+        out.add([emitted], event)
+        out.count(event.platform, event.rule, Skip(event.event_type, ""), Fate.TRANSLATED)
+
     @staticmethod
-    def _ignore(out: Outcome, event: VideoEvent, reason: str) -> None:
+    def _ignore(out: Outcome, event: AnyEvent, reason: str) -> None:
         skip = Skip(event.event_type, reason)
         out.ignored.append(f"{event.platform} {skip}")
         out.count(event.platform, event.rule, skip, Fate.IGNORED)
 
     @staticmethod
-    def _reject(out: Outcome, event: VideoEvent, reason: str) -> None:
+    def _reject(out: Outcome, event: AnyEvent, reason: str) -> None:
         out.errors.append(f"{event.rule} {event.event_type}: {reason}")
         out.count(
             event.platform, event.rule, Skip(event.event_type, _first_words(reason)), Fate.REJECTED
@@ -263,7 +283,7 @@ def _first_words(reason: str, limit: int = 120) -> str:
     return reason if len(reason) <= limit else reason[: limit - 1] + "…"
 
 
-def _in_time_order(events: list[VideoEvent], received_at: datetime) -> list[VideoEvent]:
+def _in_time_order(events: list[AnyEvent], received_at: datetime) -> list[AnyEvent]:
     """The events of one request on the proxy's clock, oldest first.
 
     A time after the arrival means the browser's clock is fast: the whole request is moved

@@ -239,6 +239,18 @@ class VideoSessions:
             return None
         return max(same, key=lambda s: (s.last_seen, s.session_id), default=None)
 
+    def open_session(
+        self, actor: str, video: str, platform_session: str | None
+    ) -> VideoSession | None:
+        """The actor's open session of `video` (in that platform session, where one is
+        named), the most recently seen if there are several; it is not touched."""
+        same = [
+            s
+            for s in self._of(actor)
+            if s.key[1] == video and (not platform_session or s.key[2] == platform_session)
+        ]
+        return max(same, key=lambda s: (s.last_seen, s.session_id), default=None)
+
     def _new(
         self, key: SessionKey, actor: str, actor_home: str, event: VideoEvent, seen_at: datetime
     ) -> VideoSession:

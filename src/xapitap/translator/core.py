@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from xapitap.accounting import Fate
 from xapitap.accounting import Tally
 from xapitap.capture import Capture
-from xapitap.events import VideoEvent
+from xapitap.events import AnyEvent
 from xapitap.journal.format import Corrupt
 from xapitap.journal.format import Kind
 from xapitap.journal.format import Record
@@ -262,5 +262,5 @@ def _reject(match: RuleMatch, capture: Capture, reason: str, config: Translation
     )
 
 
-def _provenance(event: VideoEvent, flow_id: str) -> Provenance:
+def _provenance(event: AnyEvent, flow_id: str) -> Provenance:
     return Provenance(event.platform, event.rule, event.source_event_id, flow_id)

@@ -108,8 +108,29 @@ class Activity(_Model):
     definition: ActivityDefinition
 
 
+class Score(_Model):
+    scaled: float | None = Field(default=None, ge=-1, le=1)
+    raw: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _raw_within_bounds(self) -> Score:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("score.min is above score.max")
+        if self.raw is not None:
+            if self.min is not None and self.raw < self.min:
+                raise ValueError("score.raw is below score.min")
+            if self.max is not None and self.raw > self.max:
+                raise ValueError("score.raw is above score.max")
+        return self
+
+
 class Result(_Model):
+    score: Score | None = None
+    success: bool | None = None
     completion: bool | None = None
+    response: str | None = None
     duration: Duration | None = None
     extensions: Extensions | None = None
 

@@ -98,14 +98,14 @@ class Quarantined:
 Emitted = m.Statement | Quarantined
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """The draft as JSON-ready data (models inside it dumped, None values dropped)."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, dict):
-        return {k: _plain(v_) for k, v_ in value.items() if v_ is not None}
+        return {k: plain(v_) for k, v_ in value.items() if v_ is not None}
     if isinstance(value, list):
-        return [_plain(v_) for v_ in value]
+        return [plain(v_) for v_ in value]
     return value
 
 
@@ -225,7 +225,7 @@ def _statement(
     try:
         return m.Statement.model_validate(draft)
     except ValidationError as error:  # never sent: kept aside with the reason
-        return Quarantined(_plain(draft), describe(error))
+        return Quarantined(plain(draft), describe(error))
 
 
 def _secs(value: float | None) -> float | None:

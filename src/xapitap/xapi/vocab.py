@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from xapitap.events import Verb
+
 VIDEO_PROFILE = "https://w3id.org/xapi/video"
 PROFILE_ACTIVITY_TYPE = "http://adlnet.gov/expapi/activities/profile"
 VIDEO_TYPE = "https://w3id.org/xapi/video/activity-type/video"
 COURSE_TYPE = "http://adlnet.gov/expapi/activities/course"
 LESSON_TYPE = "http://adlnet.gov/expapi/activities/lesson"
 MODULE_TYPE = "http://adlnet.gov/expapi/activities/module"
+# Ralph's page-viewed convention (its navigation statements); ERB's and Ralph's own form.
+PAGE_TYPE = "http://activitystrea.ms/schema/1.0/page"
+FILE_TYPE = "http://adlnet.gov/expapi/activities/file"
+INTERACTION_TYPE = "http://adlnet.gov/expapi/activities/cmi.interaction"
+ASSESSMENT_TYPE = "http://adlnet.gov/expapi/activities/assessment"
+QUESTION_TYPE = "http://adlnet.gov/expapi/activities/question"
+SEARCH_TYPE = "https://w3id.org/xapi/acrossx/activities/search-engine"
 
 VERBS = MappingProxyType(
     {
@@ -22,6 +31,29 @@ VERBS = MappingProxyType(
         "terminated": "http://adlnet.gov/expapi/verbs/terminated",
     }
 )
+
+# Learning events that are not player actions: the verbs the peers' statements use, so that
+# ours and theirs can be queried together (ERB and Ralph for Open edX, the xAPI registry).
+# The README's "What is captured" table says which event gets which.
+LEARNING_VERBS = MappingProxyType(
+    {
+        "viewed": Verb(id="http://id.tincanapi.com/verb/viewed", display="viewed"),
+        "progressed": Verb(id="http://adlnet.gov/expapi/verbs/progressed", display="progressed"),
+        "completed": Verb(id="http://adlnet.gov/expapi/verbs/completed", display="completed"),
+        "downloaded": Verb(id="http://id.tincanapi.com/verb/downloaded", display="downloaded"),
+        "interacted": Verb(id="http://adlnet.gov/expapi/verbs/interacted", display="interacted"),
+        "searched": Verb(id="https://w3id.org/xapi/acrossx/verbs/searched", display="searched"),
+        "attempted": Verb(id="http://adlnet.gov/expapi/verbs/attempted", display="attempted"),
+        "answered": Verb(id="http://adlnet.gov/expapi/verbs/answered", display="answered"),
+        "asked": Verb(id="http://adlnet.gov/expapi/verbs/asked", display="asked"),
+        "navigated": Verb(id="https://w3id.org/xapi/dod-isd/verbs/navigated", display="navigated"),
+        "terminated": Verb(id="http://adlnet.gov/expapi/verbs/terminated", display="terminated"),
+        "passed": Verb(id="http://adlnet.gov/expapi/verbs/passed", display="passed"),
+        "failed": Verb(id="http://adlnet.gov/expapi/verbs/failed", display="failed"),
+    }
+)
+# cmi5's progress (an integer percentage), which ERB also uses for Open edX progress.
+CMI5_PROGRESS = "https://w3id.org/xapi/cmi5/result/extensions/progress"
 
 _EXT = "https://w3id.org/xapi/video/extensions/"
 TIME = _EXT + "time"
