@@ -21,6 +21,7 @@ from xapitap.viewing import Viewing
 
 _EXT = "https://w3id.org/xapi/video/extensions/"
 _SOURCE = "https://xapitap.github.io/xapi/extensions/source"
+_CMI5_PROGRESS = "https://w3id.org/xapi/cmi5/result/extensions/progress"
 
 STATEMENT_COLUMNS = (
     "id",
@@ -40,6 +41,11 @@ STATEMENT_COLUMNS = (
     "completion",
     "inferred",
     "verb_id",
+    # Learning events (not player actions): what their result says.
+    "success",
+    "score_scaled",
+    "response",
+    "item_progress",
 )
 SESSION_COLUMNS = (
     "session_id",
@@ -113,6 +119,10 @@ def statement_row(s: dict[str, Any]) -> tuple[Any, ...]:
         result.get("completion"),
         source.get("inferred"),
         s["verb"]["id"],
+        result.get("success"),
+        result.get("score", {}).get("scaled"),
+        result.get("response"),
+        extensions.get(_CMI5_PROGRESS),
     )
 
 

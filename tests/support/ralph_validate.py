@@ -5,7 +5,10 @@ Runs inside Ralph's own virtualenv. Reads one JSON statement per line on stdin a
 prints one JSON result per input line, in order:
 
     {"ok": true, "model": "VideoPlayed"}
-    {"ok": false, "error": "..."}
+    {"ok": false, "error": "...", "base": true}
+
+A statement that no specific model selects is also checked against Ralph's base xAPI
+statement model: `base` says whether that accepted it.
 
 Every line gets an answer; a bad line never stops the run.
 """
@@ -25,6 +28,7 @@ from pydantic import ValidationError
 from ralph.exceptions import UnknownEventException
 from ralph.models.selector import ModelSelector
 from ralph.models.validator import Validator
+from ralph.models.xapi.base.statements import BaseXapiStatement
 
 
 def describe(err: ValidationError) -> str:
@@ -46,7 +50,11 @@ def validate_line(validator: Validator, line: str) -> dict[str, Any]:
     try:
         model = validator.get_first_valid_model(statement)
     except UnknownEventException as err:
-        return {"ok": False, "error": f"no matching model: {err}"}
+        try:
+            BaseXapiStatement(**statement)
+        except ValidationError as base_err:
+            return {"ok": False, "error": f"no matching model: {err}; {describe(base_err)}"}
+        return {"ok": False, "error": f"no matching model: {err}", "base": True}
     except ValidationError as err:
         return {"ok": False, "error": describe(err)}
     # Anything else (e.g. a model bug) must not stop the rest of the batch.
