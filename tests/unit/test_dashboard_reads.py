@@ -14,6 +14,8 @@ from xapitap.store.reads import StatementFilter
 from xapitap.store.records import Provenance
 from xapitap.xapi.models import Statement
 
+EXT = "https://w3id.org/xapi/video/extensions/"
+
 
 def case_statements(name: str) -> list[Statement]:
     case = next(c for c in golden.cases() if c.name == name)
@@ -167,4 +169,37 @@ def test_a_schema_4_store_gains_the_seen_columns(tmp_path: Path) -> None:
     (row,) = reader.accounting()
     assert row.count == 2 and row.first_seen is None and row.last_seen is not None
     writer.close()
+    reader.close()
+
+
+def test_a_learning_statement_about_a_video_is_not_part_of_its_viewing(tmp_path: Path) -> None:
+    """A platform's "lecture completed" carries the video's session-id, but says nothing about
+    what was played: the views and the session rows read Video Profile statements only."""
+    store, stored = filled(tmp_path)
+    paused = next(s for s in stored if str(s["verb"]["id"]).endswith("/paused"))  # type: ignore[index]
+    completed = {
+        "id": "5b0f3c1e-8a2d-4c3b-9e1f-2a3b4c5d6e7f",
+        "actor": paused["actor"],
+        "verb": {
+            "id": "http://adlnet.gov/expapi/verbs/completed",
+            "display": {"en-US": "completed"},
+        },
+        "object": paused["object"],
+        "result": {"completion": True},
+        "context": {
+            "extensions": {EXT + "session-id": paused["context"]["extensions"][EXT + "session-id"]}
+        },  # type: ignore[index]
+        "timestamp": paused["timestamp"],
+    }
+    writer = store.writer()
+    statement = Statement.model_validate(completed)
+    writer.add([(statement, Provenance("udemy", "udemy.ecl", "e", "f"))])
+    writer.close()
+    reader = store.reader()
+    assert len(list(reader.video_statements())) == len(stored)
+    sid = completed["context"]["extensions"][EXT + "session-id"]  # type: ignore[index]
+    row = next(r for r in reader.sessions() if r.session_id == sid)
+    same = [s for s in stored if s["context"]["extensions"][EXT + "session-id"] == sid]  # type: ignore[index]
+    assert row.statements == len(same)
+    assert row.last_verb == same[-1]["verb"]["id"]  # type: ignore[index]
     reader.close()

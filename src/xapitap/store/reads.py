@@ -20,6 +20,12 @@ from xapitap.store.records import TargetStatus
 _EXT = "https://w3id.org/xapi/video/extensions/"
 _VIDEO_TYPE = "https://w3id.org/xapi/video/activity-type/video"
 _COURSE_TYPE = "http://adlnet.gov/expapi/activities/course"
+# A Video Profile statement names the profile in its category. Learning statements about a
+# video carry its session-id too (a transcript shown), but say nothing about playback.
+_IN_VIDEO_PROFILE = (
+    "EXISTS (SELECT 1 FROM json_each(statements.json, '$.context.contextActivities.category')"
+    " WHERE json_extract(value, '$.id') = 'https://w3id.org/xapi/video')"
+)
 # Who a statement is about, whichever inverse functional identifier it carries.
 _ACTOR = (
     "COALESCE(json_extract(json, '$.actor.account.name'),"
@@ -222,7 +228,7 @@ class ReadModel(Door):
             "  json_each(statements.json, '$.context.contextActivities.grouping')"
             "  WHERE json_extract(value, '$.definition.type') = ? LIMIT 1)"
             " FROM statements WHERE json_extract(json, '$.object.definition.type') = ?"
-            f" {where} ORDER BY seq",
+            f" AND {_IN_VIDEO_PROFILE} {where} ORDER BY seq",
             [_COURSE_TYPE, _VIDEO_TYPE, *args],
         )
         for seq, sid, obj, platform, name, *rest in cursor:
@@ -367,7 +373,7 @@ class ReadModel(Door):
             f" json_extract(json, '$.context.extensions.\"{_EXT}session-id\"') AS sid,"
             f" json_extract(json, '$.result.extensions.\"{_EXT}progress\"') AS progress,"
             f" json_extract(json, '$.result.extensions.\"{_EXT}played-segments\"') AS segments"
-            " FROM statements)"
+            f" FROM statements WHERE {_IN_VIDEO_PROFILE})"
             " SELECT sid, platform, object_id, COUNT(*), MIN(timestamp), MAX(timestamp),"
             " (SELECT verb FROM s AS l WHERE l.sid = s.sid ORDER BY l.seq DESC LIMIT 1),"
             " (SELECT progress FROM s AS l WHERE l.sid = s.sid AND l.progress IS NOT NULL"
