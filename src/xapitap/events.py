@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
+from typing import Literal
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
@@ -107,6 +109,11 @@ class VideoEvent(PlatformEvent):
     # For COMPLETED: the player reached the end (playback stops), as opposed to a lecture API
     # marking the item complete while the video may play on.
     ends_playback: bool = False
+    # For WATCHED from a report of the player's state at each flush (YouTube's pings): the
+    # state after the stretch. `playing`: it goes on (no pause is claimed); `paused`: it ended
+    # in a pause, and a paused session hears nothing new. None: the stretch ended in a pause
+    # the platform reports as such (Udacity sends a stretch when the player pauses or seeks).
+    reported_state: Literal["playing", "paused"] | None = None
 
 
 class Verb(BaseModel):
@@ -143,9 +150,20 @@ class LearningEvent(PlatformEvent):
     # The video it concerns, where it names one (a transcript shown, a lecture viewed): its
     # statement carries the session-id of that video's open session.
     video: Activity | None = None
+    # Profiles whose statement template it follows (contextActivities.category).
+    category: tuple[Activity, ...] = ()
 
 
-AnyEvent = VideoEvent | LearningEvent
+class MirroredEvent(PlatformEvent):
+    """A statement a page sent to an LRS of its own (it already speaks xAPI), checked by
+    xapi/received.py: its copy keeps the content, with our actor, id and provenance."""
+
+    statement: dict[str, Any]  # as the page sent it (the original actor still in it)
+    seen_on: str | None = None  # the page's origin (Origin, else Referer), where known
+    sent_to: str  # the host of the LRS it went to
+
+
+AnyEvent = VideoEvent | LearningEvent | MirroredEvent
 
 
 @dataclass(frozen=True)
@@ -165,6 +183,7 @@ class Extraction:
 
     events: list[VideoEvent] = field(default_factory=list)
     learning: list[LearningEvent] = field(default_factory=list)
+    mirrored: list[MirroredEvent] = field(default_factory=list)
     # Events that were understood but have no xAPI mapping, with the reason.
     ignored: list[Skip] = field(default_factory=list)
     # Items of a batch that could not be read, with the reason; the others still count.

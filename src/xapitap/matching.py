@@ -37,6 +37,12 @@ class EndpointRule:
     hosts: str | None = None
     methods: frozenset[str] = frozenset({"POST"})
     body_check: BodyCheck | None = None
+    # False where the adapter reads the request itself (YouTube's query strings): the
+    # pipeline decodes no body for it, and a request without one is no error.
+    reads_body: bool = True
+    # False where the page needs its own server's answer (an LRS's: the ids it stored): the
+    # proxy never answers such requests itself, whatever xapi_answer_locally says.
+    answerable: bool = True
     path_re: re.Pattern[str] = field(init=False, repr=False, compare=False)
     hosts_re: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
@@ -100,6 +106,8 @@ class Matcher:
                         path=rule.path,
                         hosts="|".join(f"(?:{h})" for h in added),
                         methods=rule.methods,
+                        reads_body=rule.reads_body,
+                        answerable=rule.answerable,
                     )
                 )
         self._methods = frozenset(m for r in self._rules for m in r.methods)

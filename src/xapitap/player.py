@@ -13,6 +13,9 @@ Two consecutive position reports (p0 at t0, p at t) of a playing session are con
 - the playhead moved forward no further than playback could carry it: at the rate measured on
   earlier intervals (or reported), else at most 3x where the platform can report seeks, 1x
   where it cannot (a silent drag would look the same).
+
+Stretches a platform reports exactly (WATCHED: Udacity's after each pause, YouTube's played
+intervals at each flush) are taken as reported; a jump between two of them is a seek.
 """
 
 from __future__ import annotations
@@ -201,7 +204,9 @@ class _Decider:
             self._initialized()
             if e.kind is Kind.INITIALIZED:
                 return self.out, ""
-        self._settings_changes(pos)
+        reported = e.kind is Kind.WATCHED and e.reported_state is not None
+        if not reported:  # a reported stretch says when its settings held (see _reported)
+            self._settings_changes(pos)
         match e.kind:
             case Kind.INITIALIZED:
                 pass  # a second initialized in one session says nothing new
@@ -277,9 +282,9 @@ class _Decider:
             )
         )
 
-    def _settings_changes(self, pos: float | None) -> None:
+    def _settings_changes(self, pos: float | None, at: datetime | None = None) -> None:
         """Settings reported as state on every event: a change between two reports is an
-        interaction nobody reported."""
+        interaction nobody reported (at `pos`, dated `at`: the event's time by default)."""
         s, e = self.s, self.e
         if e.player is None:
             return
@@ -291,14 +296,13 @@ class _Decider:
         }
         s.settings.update(reported)
         if changed:
-            at = pos if pos is not None else s.position
             self._add(
                 Decision(
                     "interacted",
-                    self.t,
+                    at or self.t,
                     s.length,
                     inferred=True,
-                    time=at,
+                    time=pos if pos is not None else s.position,
                     interaction=Interaction(**changed),
                 )
             )
@@ -407,6 +411,8 @@ class _Decider:
         s, e = self.s, self.e
         start, end_ = e.segment_from, e.segment_to
         assert start is not None and end_ is not None, "adapters set both for WATCHED"
+        if e.reported_state is not None:
+            return self._reported(start, end_)
         began = self._stretch_began()
         if s.playing:
             s.close(s.position)
@@ -416,6 +422,46 @@ class _Decider:
         s.playing_from = start
         s.close(end_)
         self._add_closing("paused", end_)
+        return end_
+
+    def _reported(self, start: float, end_: float) -> float:
+        """A stretch from a report of the player's state at a flush (YouTube's pings): the
+        playhead was at `start` (a jump from the last report's position is a seek), played on
+        to `end_` (nothing, if they are equal), and the player is then `reported_state`.
+
+        A stretch that starts where the open one reached extends it: a periodic report while
+        playing claims no pause and no new played. "paused" pauses a playing session, and
+        tells a paused one nothing new: reports while paused make no statements."""
+        s, e = self.s, self.e
+        began = self._stretch_began()
+        played = round(end_, 3) > round(start, 3)
+        if s.playing and not played and e.reported_state == "paused":
+            # Nothing played since: it stopped where it was last seen playing. A playhead
+            # elsewhere now moved without playing, before the pause or after it (a drag
+            # while paused, a drag to the end): which, the report cannot tell.
+            s.close(s.position)
+            moved = _apart(s.position, start)
+            paused = _closing(s, "paused", self.t, s.position, inferred=False)
+            self._add(replace(paused, estimated=("time",)) if moved else paused)
+            if moved:
+                self._seek(s.position, start, inferred=True)
+            self._settings_changes(start, at=began)
+            return end_
+        if s.playing and not _same_point(s.position, start):
+            s.close(s.position)  # the playhead left the open stretch where it was last seen
+            if _apart(s.position, start):
+                self._seek(s.position, start, inferred=True, at=began)
+            s.playing_from = start
+        elif not s.playing:
+            if _apart(s.position, start):
+                self._seek(s.position, start, inferred=True, at=began)
+            if played:  # a stretch with nothing played opens none
+                self._add(Decision("played", began, s.length, inferred=True, time=start))
+                s.playing_from = start
+        self._settings_changes(start, at=began)  # the settings held through this stretch
+        if e.reported_state == "paused" and s.playing:
+            s.close(end_)
+            self._add_closing("paused", end_)
         return end_
 
     def _stretch_began(self) -> datetime:
@@ -568,6 +614,11 @@ def _within(advance: float, elapsed: float, rate: float) -> bool:
 
 def _apart(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and abs(a - b) > SLACK
+
+
+def _same_point(a: float | None, b: float | None) -> bool:
+    """The same position as sent (3 decimals): a stretch that goes on from there."""
+    return a is not None and b is not None and round(a, 3) == round(b, 3)
 
 
 def _same(a: float | None, b: float | None) -> bool:
