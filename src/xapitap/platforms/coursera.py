@@ -1,10 +1,13 @@
-"""Coursera: the eventing batches (`open_course.video.*`) and the lecture APIs.
+"""Coursera: the eventing batches (`open_course.video.*`, `pageview`), the lecture APIs and
+the reading (supplement) completions.
 
 Activity ids, on the origin the request went to (www.coursera.org):
 - lecture video: `{origin}/learn/{courseSlug}/lecture/{itemId}` (the lecture's own page)
+- reading:       `{origin}/learn/{courseSlug}/supplement/{itemId}` (the reading's own page)
 - lesson:        `{origin}/learn/{courseSlug}/lesson/{lessonId}` (parent)
 - module:        `{origin}/learn/{courseSlug}/module/{moduleId}` (grouping)
 - course:        `{origin}/learn/{courseSlug}` (grouping)
+- a page viewed: its URL without query and fragment
 Learner: eventing bodies carry no user id unless `userId`/`value.user_id` is there; otherwise
 the visit id (`visitId`, which changes after 30 idle minutes) is the best the body offers. The
 lecture APIs name the user in their path; their visit id comes in the `__400v` cookie, and
@@ -14,12 +17,16 @@ the eventing session of the same video.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import unquote
 
 from xapitap.capture import Capture
 from xapitap.events import Activity
 from xapitap.events import Extraction
 from xapitap.events import Kind
+from xapitap.events import LearningEvent
+from xapitap.events import LearningResult
 from xapitap.events import PayloadError
 from xapitap.events import Skip
 from xapitap.events import VideoEvent
@@ -29,13 +36,17 @@ from xapitap.platforms.base import Platform
 from xapitap.platforms.base import event_time
 from xapitap.platforms.base import iri_segment
 from xapitap.platforms.base import number_or_none
+from xapitap.platforms.base import page_url
 from xapitap.platforms.base import parse_epoch_ms
 from xapitap.platforms.base import raw_event_id
 from xapitap.platforms.base import require_dict
 from xapitap.platforms.base import text_or_none
 from xapitap.xapi.vocab import COURSE_TYPE
+from xapitap.xapi.vocab import LEARNING_VERBS
 from xapitap.xapi.vocab import LESSON_TYPE
+from xapitap.xapi.vocab import MEDIA_TYPE
 from xapitap.xapi.vocab import MODULE_TYPE
+from xapitap.xapi.vocab import PAGE_TYPE
 from xapitap.xapi.vocab import VIDEO_TYPE
 
 NAME = "coursera"
@@ -63,6 +74,13 @@ VIDEO_PROGRESS = EndpointRule(
     hosts=_HOSTS,
     methods=frozenset({"PUT", "POST"}),
 )
+# A reading marked complete: `{userId, courseId, itemId}` (wire-formats.md §3.4).
+SUPPLEMENT_COMPLETION = EndpointRule(
+    "coursera.supplement-completion",
+    NAME,
+    r"^/api/onDemandSupplementCompletions\.v1/?$",
+    hosts=_HOSTS,
+)
 
 _ACTIONS = {
     "play": Kind.PLAYED,
@@ -73,6 +91,13 @@ _ACTIONS = {
     "ended": Kind.COMPLETED,
     "complete": Kind.COMPLETED,
 }
+# Eventing keys with no learning meaning (wire-formats.md §3.3), and why; any other key that is
+# neither a pageview nor a video key has no documented meaning, and is counted as such.
+_NOT_LEARNING = {
+    "page.error.javascript": "a script error in the page",
+    "open_course.user.login_modal.open": "a login dialog",
+}
+_COURSE_PAGE = re.compile(r"^/learn/([^/]+)")
 
 
 def _activities(
@@ -121,8 +146,11 @@ def _eventing(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
 def _eventing_item(rule: RuleMatch, capture: Capture, item: Any, out: Extraction) -> None:
     item = require_dict(item, "an eventing event")
     key = text_or_none(item.get("key")) or ""
+    if key == "pageview":
+        out.learning.append(_pageview(rule, capture, item))
+        return
     if not key.startswith("open_course.video."):
-        out.ignored.append(Skip(key or "(no key)", "not a player event"))
+        out.ignored.append(Skip(key or "(no key)", _NOT_LEARNING.get(key, "no documented meaning")))
         return
     action = key.removeprefix("open_course.video.")
     kind = _ACTIONS.get(action)
@@ -135,34 +163,66 @@ def _eventing_item(rule: RuleMatch, capture: Capture, item: Any, out: Extraction
     if slug is None or video_item is None:
         raise PayloadError("no open_course_slug/item_id")
     video, parents, groupings = _activities(capture.origin, slug, video_item, value)
+    position = number_or_none(value.get("timecode"))
+    out.events.append(
+        VideoEvent(
+            **_eventing_common(rule, capture, item, key),
+            kind=kind,
+            video=video,
+            parents=parents,
+            groupings=groupings,
+            session_key=text_or_none(item.get("visitId")),
+            position=position,
+            seek_to=position if kind is Kind.SEEKED else None,
+            ends_playback=kind is Kind.COMPLETED,  # the player's own end
+        )
+    )
+
+
+def _eventing_common(
+    rule: RuleMatch, capture: Capture, item: dict[str, Any], key: str
+) -> dict[str, Any]:
+    """What every eventing event says: who, when, which event."""
+    value = item.get("value")
+    value = value if isinstance(value, dict) else {}
     user = text_or_none(item.get("userId")) or text_or_none(value.get("user_id"))
     visit = text_or_none(item.get("visitId"))
     user_ref, user_kind = (
         (user, "userId") if user else (visit, "visitId") if visit else ("unknown", "none")
     )
-    position = number_or_none(value.get("timecode"))
     when, timed = event_time(parse_epoch_ms(item.get("clientTimestamp")), capture)
-    out.events.append(
-        VideoEvent(
-            platform=NAME,
-            platform_name="Coursera",
-            origin=capture.origin,
-            rule=rule.rule.name,
-            event_type=key,
-            source_event_id=text_or_none(item.get("guid")) or raw_event_id(item),
-            kind=kind,
-            timestamp=when,
-            timed=timed,
-            user_ref=user_ref,
-            user_ref_kind=user_kind,
-            video=video,
-            parents=parents,
-            groupings=groupings,
-            session_key=visit,
-            position=position,
-            seek_to=position if kind is Kind.SEEKED else None,
-            ends_playback=kind is Kind.COMPLETED,  # the player's own end
-        )
+    return {
+        "platform": NAME,
+        "platform_name": "Coursera",
+        "origin": capture.origin,
+        "rule": rule.rule.name,
+        "event_type": key,
+        "source_event_id": text_or_none(item.get("guid")) or raw_event_id(item),
+        "timestamp": when,
+        "timed": timed,
+        "user_ref": user_ref,
+        "user_ref_kind": user_kind,
+    }
+
+
+def _pageview(rule: RuleMatch, capture: Capture, item: dict[str, Any]) -> LearningEvent:
+    """A page viewed: the page is the envelope's `url` (the page's href), without its query
+    and fragment; a course page's course is its grouping."""
+    page = page_url(item.get("url"))
+    if page is None:
+        raise PayloadError("pageview without a page url")
+    origin, path = page
+    course = _COURSE_PAGE.match(path)
+    groupings = (
+        (Activity(id=f"{origin}/learn/{iri_segment(unquote(course[1]))}", type=COURSE_TYPE),)
+        if course
+        else ()
+    )
+    return LearningEvent(
+        **_eventing_common(rule, capture, item, "pageview"),
+        verb=LEARNING_VERBS["viewed"],
+        object=Activity(id=origin + path, type=PAGE_TYPE),
+        groupings=groupings,
     )
 
 
@@ -203,11 +263,50 @@ def _video_progress(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
     return Extraction(ignored=[Skip("onDemandVideoProgresses", "names no lecture")])
 
 
+def _supplement_completion(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    """A reading marked complete (the platform's record). The body names the course by an
+    opaque id; the page it was sent from names it by its slug, as every other Coursera id."""
+    body = require_dict(doc, "the supplement completion body")
+    item = text_or_none(body.get("itemId"))
+    if item is None:
+        raise PayloadError("supplement completion without itemId")
+    page = page_url(capture.header("referer"))
+    course = _COURSE_PAGE.match(page[1]) if page else None
+    if course is None:
+        skip = Skip("onDemandSupplementCompletions", "no referring course page names the course")
+        return Extraction(ignored=[skip])
+    course_iri = f"{capture.origin}/learn/{iri_segment(unquote(course[1]))}"
+    # As the lecture APIs: the visit's learner where the visit cookie names one.
+    visit = capture.cookie(VISIT_COOKIE)
+    user = text_or_none(body.get("userId"))
+    user_ref, user_kind = (
+        (visit, "visitId") if visit else (user, "userId") if user else ("unknown", "none")
+    )
+    event = LearningEvent(
+        platform=NAME,
+        platform_name="Coursera",
+        origin=capture.origin,
+        rule=rule.rule.name,
+        event_type="onDemandSupplementCompletions",
+        source_event_id=raw_event_id([body, capture.received_at.isoformat()]),
+        timestamp=capture.received_at,
+        timed=False,
+        user_ref=user_ref,
+        user_ref_kind=user_kind,
+        verb=LEARNING_VERBS["completed"],
+        object=Activity(id=f"{course_iri}/supplement/{iri_segment(item)}", type=MEDIA_TYPE),
+        result=LearningResult(completion=True),
+        groupings=(Activity(id=course_iri, type=COURSE_TYPE),),
+    )
+    return Extraction(learning=[event])
+
+
 PLATFORM = Platform(
     NAME,
     {
         EVENTING: _eventing,
         VIDEO_EVENT: _video_event,
         VIDEO_PROGRESS: _video_progress,
+        SUPPLEMENT_COMPLETION: _supplement_completion,
     },
 )

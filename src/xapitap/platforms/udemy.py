@@ -1,11 +1,5 @@
-"""Udemy: the course-taking "Video Controls" events, ECL, progress logs and completions.
-
-Activity ids (the platform's own API resources, on the origin the request went to, so that
-Udemy Business portals keep their own ids):
-- lecture video: `{origin}/api-2.0/courses/{courseId}/lectures/{lectureId}`
-- course:        `{origin}/api-2.0/courses/{courseId}`
-Learner: `userId` in the body, else the `ud_cache_user` cookie (also the user id), else the
-visitor id (`visitorUUID`, or the `__udmy_2_v57r` cookie).
+"""Udemy: the course-taking "Video Controls" events, ECL, progress logs, view-logs and
+completions. Activity ids and learners: see udemy_ids.py; ECL's events: udemy_ecl.py.
 """
 
 from __future__ import annotations
@@ -19,6 +13,7 @@ from xapitap.events import Activity
 from xapitap.events import Extraction
 from xapitap.events import Interaction
 from xapitap.events import Kind
+from xapitap.events import LearningEvent
 from xapitap.events import PayloadError
 from xapitap.events import Skip
 from xapitap.events import VideoEvent
@@ -28,16 +23,21 @@ from xapitap.matching import RuleMatch
 from xapitap.platforms.base import Platform
 from xapitap.platforms.base import dict_at
 from xapitap.platforms.base import event_time
-from xapitap.platforms.base import iri_segment
 from xapitap.platforms.base import number_or_none
 from xapitap.platforms.base import parse_iso
 from xapitap.platforms.base import raw_event_id
 from xapitap.platforms.base import require_dict
 from xapitap.platforms.base import text_or_none
-from xapitap.xapi.vocab import COURSE_TYPE
-from xapitap.xapi.vocab import VIDEO_TYPE
+from xapitap.platforms.udemy_ecl import read_ecl
+from xapitap.platforms.udemy_ids import NAME
+from xapitap.platforms.udemy_ids import PLATFORM_NAME
+from xapitap.platforms.udemy_ids import course_activity
+from xapitap.platforms.udemy_ids import lecture_iri
+from xapitap.platforms.udemy_ids import lecture_video
+from xapitap.platforms.udemy_ids import user_from_cookies
+from xapitap.xapi.vocab import LEARNING_VERBS
+from xapitap.xapi.vocab import LESSON_TYPE
 
-NAME = "udemy"
 PROGRESS_LOG_SECONDS = 15.0  # VIDEO_PROGRESS_INTERVAL of Udemy's lecture player
 _HOSTS = r"(?:[a-z0-9-]+\.)*udemy\.com"
 _COURSE = r"/api-2\.0/users/me/subscribed-courses/(?P<course>\d+)"
@@ -58,36 +58,28 @@ PROGRESS_LOG = EndpointRule(
 COMPLETED_LECTURE = EndpointRule(
     "udemy.completed-lecture", NAME, rf"^{_COURSE}/completed-lectures/?$", hosts=_HOSTS
 )
+# Posted without a body when a lecture opens (wire-formats.md §4.3): its path says it all.
+VIEW_LOG = EndpointRule(
+    "udemy.view-log",
+    NAME,
+    rf"^{_COURSE}/lectures/(?P<lecture>\d+)/view-logs/?$",
+    hosts=_HOSTS,
+    reads_body=False,
+)
 # The legacy course-taking payload's endpoint is unknown: recognise it by its shape.
 VIDEO_CONTROLS = EndpointRule(
     "udemy.video-controls", NAME, r"", hosts=_HOSTS, body_check=_looks_like_video_controls
 )
 
 
-def _lecture(origin: str, course: str, lecture: str) -> tuple[Activity, Activity]:
-    course_iri = f"{origin}/api-2.0/courses/{iri_segment(course)}"
-    return (
-        Activity(id=f"{course_iri}/lectures/{iri_segment(lecture)}", type=VIDEO_TYPE),
-        Activity(id=course_iri, type=COURSE_TYPE),
-    )
-
-
-def _user_from_cookies(capture: Capture) -> tuple[str, str]:
-    if user := capture.cookie("ud_cache_user"):
-        return user, "userId"
-    if visitor := capture.cookie("__udmy_2_v57r"):
-        return visitor, "visitorUUID"
-    return "unknown", "none"
-
-
 def _event(
     capture: Capture, rule: str, source_id: str, kind: Kind, course: str, lecture: str, **kw: Any
 ) -> VideoEvent:
-    video, course_activity = _lecture(capture.origin, course, lecture)
-    user, user_kind = kw.pop("user", None) or _user_from_cookies(capture)
+    video, course_act = lecture_video(capture.origin, course, lecture)
+    user, user_kind = kw.pop("user", None) or user_from_cookies(capture)
     return VideoEvent(
         platform=NAME,
-        platform_name="Udemy",
+        platform_name=PLATFORM_NAME,
         origin=capture.origin,
         rule=rule,
         source_event_id=source_id,
@@ -96,7 +88,7 @@ def _event(
         user_ref=user,
         user_ref_kind=user_kind,
         video=video,
-        groupings=(course_activity,),
+        groupings=(course_act,),
         **kw,
     )
 
@@ -220,18 +212,32 @@ def _completed_lecture(rule: RuleMatch, capture: Capture, doc: Any) -> Extractio
     return Extraction(events=[event])
 
 
+def _view_log(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
+    """The lecture was opened. Any lecture (an article as well as a video): viewed, with the
+    lecture typed as a lesson; the video player, if any, starts its session from ECL."""
+    course, lecture = rule.params["course"], rule.params["lecture"]
+    user, user_kind = user_from_cookies(capture)
+    event = LearningEvent(
+        platform=NAME,
+        platform_name=PLATFORM_NAME,
+        origin=capture.origin,
+        rule=rule.rule.name,
+        event_type="view-log",
+        # No body, no time: the lecture and the moment the proxy saw it are the event.
+        source_event_id=raw_event_id([rule.params, capture.received_at.isoformat()]),
+        timestamp=capture.received_at,
+        timed=False,
+        user_ref=user,
+        user_ref_kind=user_kind,
+        verb=LEARNING_VERBS["viewed"],
+        object=Activity(id=lecture_iri(capture.origin, course, lecture), type=LESSON_TYPE),
+        groupings=(course_activity(capture.origin, course),),
+    )
+    return Extraction(learning=[event])
+
+
 def _ecl(rule: RuleMatch, capture: Capture, doc: Any) -> Extraction:
-    if not isinstance(doc, list):
-        raise PayloadError(f"ECL body is {type(doc).__name__}, expected an array of events")
-    out = Extraction()
-    for item in doc:
-        event_type = text_or_none(item.get("eventType")) if isinstance(item, dict) else None
-        if event_type is None:
-            out.rejected.append(Skip("(ECL item)", "no eventType"))
-            continue
-        # ECL carries no player-level events (wire-format research, Udemy's ECL).
-        out.ignored.append(Skip(event_type, "ECL carries no player events"))
-    return out
+    return read_ecl(capture, rule.rule.name, doc)
 
 
 PLATFORM = Platform(
@@ -240,6 +246,7 @@ PLATFORM = Platform(
         ECL: _ecl,
         PROGRESS_LOG: _progress_log,
         COMPLETED_LECTURE: _completed_lecture,
+        VIEW_LOG: _view_log,
         VIDEO_CONTROLS: _video_controls,
     },
 )

@@ -66,12 +66,13 @@ def render_learning(
             "contextActivities": {
                 "parent": [activity(a) for a in event.parents] or None,
                 "grouping": [activity(a) for a in event.groupings] or None,
+                "category": [activity(a) for a in event.category] or None,
             },
             "extensions": extensions,
         },
         "timestamp": format_timestamp(event.timestamp),
     }
-    if draft["context"]["contextActivities"] == {"parent": None, "grouping": None}:
+    if not any(draft["context"]["contextActivities"].values()):
         draft["context"]["contextActivities"] = None
     if policy.xapi_version != "1.0.3":
         draft["version"] = policy.xapi_version
