@@ -19,6 +19,12 @@ P4  no `completed` unless the true progress reached the threshold (0.95, less 0.
 P5  a session's statement timestamps never go backwards, and none precedes its initialized.
 P6  each statement id is made once: a resent event (retried within a second, or minutes
     later) adds nothing (an LRS would refuse the same id with other content).
+Where the traffic reports every played interval (YouTube's st/et), also:
+P7  every paused is at a position where the player truly stopped (a pause, the end, the
+    leave), within TOL, unless its time is marked estimated: a report made while playing
+    is no pause.
+P8  every seek made while playing that moved the playhead more than 1 s, and after which it
+    played on, is a seeked with its true time-from and time-to, within TOL.
 """
 
 from __future__ import annotations
@@ -42,17 +48,20 @@ from truth.player import Play
 from truth.player import Seek
 from truth.player import Speed
 from truth.player import Stall
+from truth.player import Timeline
 from truth.player import Wait
 from truth.player import covered
 from truth.player import simulate
 from truth.player import union
 from truth.reporters import CourseraSite
 from truth.reporters import Delivery
+from truth.reporters import OpenEdxSite
 from truth.reporters import Platform
 from truth.reporters import Resend
 from truth.reporters import Scenario
 from truth.reporters import SegmentSite
 from truth.reporters import Site
+from truth.reporters import YouTubeSite
 from truth.reporters import replay
 from truth.reporters import segment
 from truth.reporters import udemy
@@ -62,12 +71,15 @@ PROGRESS_TOL = 0.01
 THRESHOLD = 0.95
 ROUNDING = 0.005
 EXAMPLES = 300
-PROPERTIES = ("P0", "P1", "P2", "P3", "P3x", "P4", "P5", "P6")
+PROPERTIES = ("P0", "P1", "P2", "P3", "P3x", "P4", "P5", "P6", "P7", "P8")
 
 _V = "https://w3id.org/xapi/video/extensions/"
 SESSION_ID = _V + "session-id"
 PLAYED_SEGMENTS = _V + "played-segments"
 PROGRESS = _V + "progress"
+TIME = _V + "time"
+TIME_FROM = _V + "time-from"
+TIME_TO = _V + "time-to"
 SOURCE = "https://xapitap.github.io/xapi/extensions/source"
 
 # --- Strategies -------------------------------------------------------------------------------
@@ -135,7 +147,12 @@ def scenarios(draw: st.DrawFn, platform: Platform) -> Scenario:
         site = SegmentSite(float(draw(st.integers(1, 10))), draw(st.booleans()))
     elif platform == "coursera":
         site = CourseraSite(float(draw(st.integers(1, 10))))
-    delivery = draw(deliveries(platform != "udemy"))
+    elif platform == "youtube":
+        method = draw(st.sampled_from(["GET", "POST"]))
+        site = YouTubeSite(draw(st.booleans()), method, draw(st.booleans()))
+    elif platform == "openedx":
+        site = OpenEdxSite(draw(st.booleans()), draw(st.booleans()))
+    delivery = draw(deliveries(platform not in ("udemy", "youtube", "openedx")))
     return Scenario(platform, length, actions, rate, site, delivery)
 
 
@@ -240,6 +257,32 @@ def violations(scenario: Scenario) -> list[tuple[str, str]]:
             final is not None and abs(final - true_progress) > PROGRESS_TOL
         ):
             found.append(("P3x", f"final progress {final}, true {true_progress:.3f}"))
+    if scenario.platform == "youtube":
+        found += moves_agree(timeline, out.statements)
+    return found
+
+
+def moves_agree(timeline: Timeline, statements: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """P7 and P8: the pauses and seeks said are the true ones."""
+    found: list[tuple[str, str]] = []
+    stops = [h.position for h in timeline.happenings if h.kind in ("pause", "end", "leave")]
+    for s in statements:
+        at = result_ext(s, TIME)
+        if verb(s) != "paused" or "time" in s["context"]["extensions"][SOURCE].get("estimated", []):
+            continue
+        if not any(abs(at - p) <= TOL for p in stops):
+            found.append(("P7", f"paused at {at}, the player stopped at {stops}"))
+    said = [(result_ext(s, TIME_FROM), result_ext(s, TIME_TO)) for s in statements]
+    for h in timeline.happenings:
+        playing = timeline.mode_at(h.t - 0.001) == timeline.mode_at(h.t) == "playing"
+        if h.kind != "seek" or not playing:  # (a seek to the end ends playback: none after)
+            continue
+        assert h.to is not None
+        if abs(h.to - h.position) > 1.0 and not any(
+            v == "seeked" and abs(a - h.position) <= TOL and abs(b - h.to) <= TOL
+            for v, (a, b) in zip(map(verb, statements), said, strict=True)
+        ):
+            found.append(("P8", f"no seeked {h.position:.3f} -> {h.to:.3f}"))
     return found
 
 
@@ -255,6 +298,8 @@ def check(scenario: Scenario) -> None:
     assert not failed["P4"], f"P4 completed only at the threshold: {failed['P4']}"
     assert not failed["P5"], f"P5 timestamps in order: {failed['P5']}"
     assert not failed["P6"], f"P6 each statement once: {failed['P6']}"
+    assert not failed["P7"], f"P7 paused only where the player stopped: {failed['P7']}"
+    assert not failed["P8"], f"P8 every seek while playing is said: {failed['P8']}"
 
 
 def _property(platform: Platform) -> Callable[[], None]:
@@ -276,6 +321,8 @@ test_segment_statements_agree_with_the_truth = _property("segment")
 test_udacity_statements_agree_with_the_truth = _property("udacity")
 test_udemy_statements_agree_with_the_truth = _property("udemy")
 test_coursera_statements_agree_with_the_truth = _property("coursera")
+test_youtube_statements_agree_with_the_truth = _property("youtube")
+test_openedx_statements_agree_with_the_truth = _property("openedx")
 
 
 # --- The oracle itself, on timelines worked out by hand ---------------------------------------

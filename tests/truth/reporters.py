@@ -18,6 +18,16 @@ golden inputs (tests/fixtures/golden/*/*.input.json):
   never a length), heartbeats every `heartbeat` s while playing; `videoEvents/ended` once when
   the video first ends (the user id in its path, the browser's visit cookie `__400v` with it).
   Eventing items carry the `visitId` and no user id, as the tracker sends them.
+- YouTube: a `/api/stats/playback` ping when playback starts, then `/api/stats/watchtime` at
+  10, 20, 30 s of wall time after it and every 40 s (while paused too), at each pause where
+  the site flushes on pause, and at the leave (`final=1`); `st`/`et` the intervals played since
+  the previous flush (`st = et = cmt` when none), `state` playing or paused. Query strings only.
+- Open edX: the video events plugin's Logger.log form POSTs to `/event`, one per event as it
+  happens (`load_video` as the page opens, `play_video` on the first play and the first after a
+  pause, seek or end, `pause_video`, `seek_video`, `speed_change_video`; at the end
+  `stop_video`, after a `pause_video` on HTML5 players), `complete_video` and the completion
+  handler's POST once, when the playhead first passes 95 % or at the end. No time in the body,
+  no resends (jQuery does not retry), nothing on buffering or on the leave.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -34,10 +45,15 @@ from functools import partial
 from itertools import pairwise
 from typing import Any
 from typing import Literal
+from urllib.parse import urlencode
 
 from golden import MAX_BODY
 from golden import TEST_KEY
 from golden import Request
+from support.openedx_browser import COURSE as OPENEDX_COURSE
+from support.openedx_browser import LMS as OPENEDX_LMS
+from support.openedx_browser import logger_log as openedx_log
+from support.openedx_browser import publish_completion as openedx_completion
 from truth.player import MAX_RATE
 from truth.player import Action
 from truth.player import Interval
@@ -54,8 +70,8 @@ MAX_BATCH = 10  # analytics-next flushes at 10 events (or when its window closes
 UDEMY_CADENCE = 15.0
 UDEMY_COMPLETION_OFFSET = 15.0
 
-Platform = Literal["segment", "udacity", "udemy", "coursera"]
-PLATFORMS: tuple[Platform, ...] = ("segment", "udacity", "udemy", "coursera")
+Platform = Literal["segment", "udacity", "udemy", "coursera", "youtube", "openedx"]
+PLATFORMS: tuple[Platform, ...] = ("segment", "udacity", "udemy", "coursera", "youtube", "openedx")
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,30 @@ class CourseraSite:
     heartbeat: float = 5.0
 
 
-Site = SegmentSite | CourseraSite | None
+@dataclass(frozen=True)
+class YouTubeSite:
+    """What the research leaves open, drawn both ways: whether a pause flushes at once (else at
+    the next scheduled flush, as the 2020 embed's paused ping suggests), the method (GET before,
+    POST in 2026), and whether the last ping says `paused` whatever the player did (the 2026
+    captures left a playing video with `state=paused&final=1`)."""
+
+    flush_on_pause: bool = False
+    method: str = "GET"
+    final_paused: bool = True
+
+
+@dataclass(frozen=True)
+class OpenEdxSite:
+    """The two players behind Open edX's video block: HTML5 sends `pause_video` before
+    `stop_video` at the end (the media element pauses, then ends), YouTube does not; whether
+    the player logs `play_video` again after a seek made while playing (it does once the
+    player reports playing again: YouTube's buffering, HTML5's `playing`)."""
+
+    html5: bool = True
+    play_after_seek: bool = True
+
+
+Site = SegmentSite | CourseraSite | YouTubeSite | OpenEdxSite | None
 
 
 @dataclass(frozen=True)
@@ -570,6 +609,201 @@ def coursera(
     )
 
 
+# --- YouTube (embedded player stats pings) ----------------------------------------------------
+
+YOUTUBE_PLAYBACK = "https://s.youtube.com/api/stats/playback"
+YOUTUBE_WATCHTIME = "https://www.youtube.com/api/stats/watchtime"
+YOUTUBE_PAGE = "https://learn.example.org/courses/stats/intro?unit=2"
+# The player's flush schedule, wall seconds after playback starts (dashboard-replay-youtube.md
+# §D): videostatsScheduledFlushWalltimeSeconds, then every videostatsDefaultFlushIntervalSeconds.
+YOUTUBE_SCHEDULE = (10.0, 20.0, 30.0)
+YOUTUBE_EVERY = 40.0
+
+
+def _youtube_flushes(timeline: Timeline, started: float, site: YouTubeSite) -> list[float]:
+    """Wall times of the flushes before the leave (the leave flushes with final=1)."""
+    times = [started + s for s in YOUTUBE_SCHEDULE]
+    while (nxt := times[-1] + YOUTUBE_EVERY) < timeline.end_time:
+        times.append(nxt)
+    if site.flush_on_pause:
+        times += [h.t for h in timeline.happenings if h.kind == "pause"]
+    return sorted(t for t in set(times) if started < t < timeline.end_time)
+
+
+def _played_between(timeline: Timeline, t0: float, t1: float) -> list[Interval]:
+    """The content intervals played in wall time (t0, t1], one per stretch: playback goes on in
+    one interval across a speed change or a stall; a pause, an end or a seek starts another."""
+    out: list[Interval] = []
+    joinable = False
+    for s in timeline.spans:
+        a, b = max(s.t0, t0), min(s.t1, t1)
+        if b <= a or s.mode == "stalled":
+            continue
+        if s.mode != "playing":
+            joinable = False  # paused or ended: playback after it is another interval
+            continue
+        p0 = s.p0 + s.rate * (a - s.t0)
+        p1 = min(s.p0 + s.rate * (b - s.t0), timeline.length)
+        if joinable and abs(out[-1][1] - p0) < 1e-9:
+            out[-1] = (out[-1][0], p1)
+        else:
+            out.append((p0, p1))
+        joinable = True
+    return out
+
+
+def youtube(
+    timeline: Timeline, site: YouTubeSite, delivery: Delivery, tab: str = "a", video: int = 1
+) -> Traffic:
+    out = _Outbox()
+    length = round(timeline.length, 3)
+    cpn = f"cpn-{tab}-video{video:02d}"
+    docid = f"yTvid{video:06d}"
+    start = next((h for h in timeline.happenings if h.kind == "start"), None)
+    if start is None:  # the player never started: it sends no stats pings
+        return Traffic([], [], exact=False)
+
+    def fmt(x: float) -> str:  # seconds as the player writes them: 3 decimals at most
+        return f"{x:.3f}".rstrip("0").rstrip(".")
+
+    def send(path: str, t: float, params: list[tuple[str, str]], position: float) -> None:
+        common = [("ns", "yt"), ("el", "embedded"), ("cpn", cpn), ("ver", "2")]
+        common += [("euri", YOUTUBE_PAGE), ("len", fmt(length)), ("docid", docid)]
+        query = urlencode([*common, ("rt", fmt(t - start.t)), *params])
+        out.add(_Msg(t, {}, position, f"{path}?{query}"))
+
+    sound = [("volume", "100"), ("muted", "0")]
+    send(YOUTUBE_PLAYBACK, start.t, [("cmt", fmt(start.position)), *sound], start.position)
+    previous = start.t
+    flushes = [(t, False) for t in _youtube_flushes(timeline, start.t, site)]
+    for t, final in [*flushes, (timeline.end_time, True)]:
+        played = [(round(a, 3), round(b, 3)) for a, b in _played_between(timeline, previous, t)]
+        cmt = round(timeline.position_at(t), 3)
+        mode = timeline.mode_at(t - 1e-6 if final else t)  # the leave itself stops nothing
+        playing = mode in ("playing", "stalled") and not (final and site.final_paused)
+        pairs = played or [(cmt, cmt)]  # nothing played since the last flush: st = et = cmt
+        params = [
+            ("cmt", fmt(cmt)),
+            ("state", "playing" if playing else "paused"),
+            ("st", ",".join(fmt(a) for a, _ in pairs)),
+            ("et", ",".join(fmt(b) for _, b in pairs)),
+            *sound,
+        ]
+        if final:
+            params.append(("final", "1"))
+        send(YOUTUBE_WATCHTIME, t, params, cmt)
+        previous = t
+
+    def unused(bodies: list[dict[str, Any]], at: float) -> tuple[str, dict[str, Any]]:
+        raise AssertionError("YouTube sends every ping on its own")
+
+    sent = _deliver(out.msgs, delivery, timeline.end_time, unused, {})
+    # Everything is in the URL: the body is empty, whatever the method.
+    requests = [replace(r, method=site.method, body=b"") for r in sent]
+    return Traffic(
+        requests,
+        [Report(m.t, m.position) for m in out.msgs if m.position is not None],
+        # The st/et intervals are the played stretches, exactly (to the millisecond).
+        exact=_quiet_enough(requests),
+    )
+
+
+# --- Open edX (the LMS's video block) ---------------------------------------------------------
+
+OPENEDX_COMPLETION = 0.95  # the video block's default completion percentage
+# The unit each video is on, as the learning MFE's iframe shows it (one unit per video).
+OPENEDX_PAGE = f"{OPENEDX_LMS}/xblock/block-v1:{OPENEDX_COURSE[10:]}+type@vertical+block@unit"
+
+
+def _openedx_completion_time(timeline: Timeline) -> float | None:
+    """When the player's completion handler fires: the first timeupdate past 95 % of the
+    length (playing, or a seek landing there), else the end (09_completion.js)."""
+    threshold = OPENEDX_COMPLETION * timeline.length
+    times = [h.t for h in timeline.happenings if h.kind == "end"]
+    times += [h.t for h in timeline.happenings if h.kind == "seek" and (h.to or 0) > threshold]
+    for s in timeline.spans:
+        if s.mode == "playing" and s.t1 > s.t0 and s.p0 <= threshold < s.p1:
+            times.append(s.t0 + (threshold - s.p0) / s.rate + 0.001)
+    return min(times, default=None)
+
+
+def _rates_around(timeline: Timeline, t: float) -> tuple[float, float]:
+    """The playback rate just before and just after wall time t."""
+    before = [s.rate for s in timeline.spans if s.t0 < t]
+    after = [s.rate for s in timeline.spans if s.t0 >= t]
+    old = before[-1] if before else timeline.spans[0].rate
+    return old, after[0] if after else old
+
+
+def openedx(
+    timeline: Timeline, site: OpenEdxSite, delivery: Delivery, tab: str = "a", video: int = 1
+) -> Traffic:
+    out = _Outbox()
+    length = round(timeline.length, 3)
+    block = f"{video:032x}"
+    page = f"{OPENEDX_PAGE}{video}"
+    common = {"id": block, "code": "html5" if site.html5 else "yt-" + block[:8], "duration": length}
+
+    def log(t: float, name: str, position: float | None = None, **data: Any) -> None:
+        fields = {**common, **data}
+        if position is not None:
+            key = "current_time" if name == "speed_change_video" else "currentTime"
+            fields[key] = round(position, 3)
+        request = openedx_log(name, fields, T0, page=page)
+        out.add(_Msg(t, {"form": request.body.decode()}, position, request.url, request.headers))
+        out.msgs[-1].resendable = False  # jQuery does not retry; a resend is a new event
+
+    if not timeline.happenings:
+        return Traffic([], [])
+    log(timeline.happenings[0].t - 1.0, "load_video")
+    completion = _openedx_completion_time(timeline)
+    moments = sorted(
+        [(h.t, 0, h) for h in timeline.happenings]
+        + ([(completion, 1, None)] if completion is not None else []),
+        key=lambda x: (x[0], x[1]),
+    )
+    for t, _, h in moments:
+        if h is None:
+            log(t, "complete_video", timeline.position_at(t))
+            usage = f"block-v1:{OPENEDX_COURSE[10:]}+type@video+block@{block}"
+            request = openedx_completion(usage, T0, page=page)
+            out.add(_Msg(t, {"form": request.body.decode()}, None, request.url, request.headers))
+            out.msgs[-1].resendable = False
+        elif h.kind in ("start", "resume"):
+            log(t, "play_video", h.position)
+        elif h.kind == "pause":
+            log(t, "pause_video", h.position)
+        elif h.kind == "seek":
+            assert h.to is not None
+            log(t, "seek_video", None, old_time=round(h.position, 3), new_time=round(h.to, 3))
+            if site.play_after_seek and timeline.mode_at(t) == "playing":
+                log(t + 0.001, "play_video", timeline.position_at(t + 0.001))
+        elif h.kind == "speed":
+            old, new = _rates_around(timeline, t)
+            speeds = {"old_speed": f"{old:.2f}", "new_speed": f"{new:.2f}"}
+            log(t, "speed_change_video", timeline.position_at(t), **speeds)
+        elif h.kind == "end":
+            if site.html5:
+                log(t, "pause_video", timeline.length)
+            log(t, "stop_video", timeline.length)
+
+    def unused(bodies: list[dict[str, Any]], at: float) -> tuple[str, dict[str, Any]]:
+        raise AssertionError("Open edX sends every event on its own")
+
+    sent = _deliver(out.msgs, delivery, timeline.end_time, unused, {})
+    requests = [replace(r, body=json.loads(r.body)["form"].encode()) for r in sent]
+    reports = [Report(m.t, m.position) for m in out.msgs if m.position is not None]
+    # Every stretch's start and end is reported (plays, pauses, seeks, speeds, the end),
+    # unless the learner leaves while it plays: nothing is sent then.
+    left_playing = timeline.mode_at(timeline.end_time - 1e-6) in ("playing", "stalled")
+    return Traffic(
+        requests,
+        reports,
+        platform_completed=completion is not None,
+        exact=timeline.started and not left_playing and _quiet_enough(requests),
+    )
+
+
 # --- Scenarios --------------------------------------------------------------------------------
 
 
@@ -599,6 +833,12 @@ class Scenario:
             return udacity(timeline, self.delivery, self.tab, self.video)
         if self.platform == "udemy":
             return udemy(timeline, self.delivery, self.tab, self.video)
+        if self.platform == "youtube":
+            assert isinstance(self.site, YouTubeSite)
+            return youtube(timeline, self.site, self.delivery, self.tab, self.video)
+        if self.platform == "openedx":
+            assert isinstance(self.site, OpenEdxSite)
+            return openedx(timeline, self.site, self.delivery, self.tab, self.video)
         assert isinstance(self.site, CourseraSite)
         return coursera(timeline, self.site, self.delivery, self.tab, self.video)
 
@@ -620,6 +860,10 @@ def random_scenario(rng: random.Random, platform: Platform, tab: str = "a") -> S
         site = SegmentSite(float(rng.randint(1, 10)), rng.random() < 0.5)
     elif platform == "coursera":
         site = CourseraSite(float(rng.randint(1, 10)))
+    elif platform == "youtube":
+        site = YouTubeSite(rng.random() < 0.5, rng.choice(["GET", "POST"]), rng.random() < 0.5)
+    elif platform == "openedx":
+        site = OpenEdxSite(rng.random() < 0.5, rng.random() < 0.5)
     actions = tuple(random_actions(rng, length, rng.randint(4, 14)))
     return Scenario(platform, length, actions, rng.choice([1.0, 1.5]), site, delivery, tab)
 

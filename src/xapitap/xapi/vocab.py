@@ -7,6 +7,8 @@ from types import MappingProxyType
 from xapitap.events import Verb
 
 VIDEO_PROFILE = "https://w3id.org/xapi/video"
+# The LMS profile (its "downloaded a video" template: a learning event in its category).
+LMS_PROFILE = "https://w3id.org/xapi/lms"
 PROFILE_ACTIVITY_TYPE = "http://adlnet.gov/expapi/activities/profile"
 VIDEO_TYPE = "https://w3id.org/xapi/video/activity-type/video"
 COURSE_TYPE = "http://adlnet.gov/expapi/activities/course"
@@ -19,6 +21,12 @@ INTERACTION_TYPE = "http://adlnet.gov/expapi/activities/cmi.interaction"
 ASSESSMENT_TYPE = "http://adlnet.gov/expapi/activities/assessment"
 QUESTION_TYPE = "http://adlnet.gov/expapi/activities/question"
 SEARCH_TYPE = "https://w3id.org/xapi/acrossx/activities/search-engine"
+# ERB's types for Open edX blocks, links and answers: the same activity ids, the same types.
+RESOURCE_TYPE = "http://id.tincanapi.com/activitytype/resource"
+LINK_TYPE = "http://adlnet.gov/expapi/activities/link"
+SOLUTION_TYPE = "http://id.tincanapi.com/activitytype/solution"
+# ADL: "text, audio, or video used to convey information" (a reading, a video's transcript).
+MEDIA_TYPE = "http://adlnet.gov/expapi/activities/media"
 
 VERBS = MappingProxyType(
     {
