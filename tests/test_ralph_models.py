@@ -43,10 +43,14 @@ def ralph_gap(statement: dict[str, Any]) -> str | None:
         return "Ralph models volume as an integer; the profile says a number from 0 to 1"
     if statement["verb"]["id"] != v.VERBS["interacted"]:
         return None
-    if v.QUALITY in context or v.SPEED in context:
+    if (
+        v.QUALITY in context
+        or v.SPEED in context
+        or not (v.CC_ENABLED in result or v.VOLUME in context or v.FULL_SCREEN in context)
+    ):  # a speed, a quality, or a transcript shown (Open edX): no setting Ralph models
         return "Ralph models only captions, volume and screen interactions"
-    if result.get(v.CC_ENABLED) is False and v.CC_LANG not in context:
-        return "Ralph requires cc-subtitle-lang even when captions are turned off"
+    if v.CC_ENABLED in result and v.CC_LANG not in context:
+        return "Ralph requires cc-subtitle-lang with captions on or off (Open edX never says)"
     if v.FULL_SCREEN in context and v.SCREEN_SIZE not in context:
         return "Ralph requires screen-size and video-playback-size with full-screen"
     return None

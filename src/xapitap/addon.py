@@ -39,6 +39,7 @@ from xapitap.journal.segments import delete_translated
 from xapitap.journal.segments import journal_dir
 from xapitap.journal.writer import JournalWriter
 from xapitap.journal.writer import prepare
+from xapitap.mappings import platforms_of
 from xapitap.matching import Candidates
 from xapitap.matching import Matcher
 from xapitap.matching import RuleMatch
@@ -110,7 +111,7 @@ class XapiTap:
                 "only xapi_answer_locally and xapi_hosts change while running; restart for "
                 "the others"
             )
-        self.matcher = matcher(new.extra_hosts)
+        self.matcher = matcher(new.extra_hosts, platforms_of(new.mappings))
         self.settings = new
 
     def running(self) -> None:
@@ -374,7 +375,8 @@ class XapiTap:
         """An analytics request: answer it if asked to, then queue a copy of it."""
         settings = self.settings
         assert settings is not None  # requests are only looked at once configured
-        if settings.answer_locally and flow.live and flow.response is None:
+        answer = settings.answer_locally and match.rule.answerable  # never an LRS's reply
+        if answer and flow.live and flow.response is None:
             flow.response = answers.answer(flow.request)
         if self.recorder is not None:
             self.recorder.expect(flow)
@@ -451,7 +453,8 @@ class XapiTap:
             lambda: b"",
         )
         # Rules that need to see a body cannot judge a preflight: leave those to the platform.
-        if match and match.rule.body_check is None and flow.live and flow.response is None:
+        local = match and match.rule.body_check is None and match.rule.answerable
+        if local and flow.live and flow.response is None:
             flow.response = answers.answer_preflight(req)
 
 

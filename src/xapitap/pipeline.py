@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from collections import OrderedDict
 from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import UTC
@@ -28,6 +30,7 @@ from xapitap.events import AnyEvent
 from xapitap.events import Interaction
 from xapitap.events import Kind
 from xapitap.events import LearningEvent
+from xapitap.events import MirroredEvent
 from xapitap.events import PayloadError
 from xapitap.events import Skip
 from xapitap.events import VideoEvent
@@ -36,6 +39,8 @@ from xapitap.matching import RuleMatch
 from xapitap.platforms import all_rules
 from xapitap.platforms import carrier
 from xapitap.platforms import reader_of
+from xapitap.platforms import registry
+from xapitap.platforms.base import Platform
 from xapitap.player import decide
 from xapitap.player import end
 from xapitap.privacy import Privacy
@@ -46,6 +51,8 @@ from xapitap.session import VideoSessions
 from xapitap.validation import describe
 from xapitap.xapi import models as m
 from xapitap.xapi.learning import render_learning
+from xapitap.xapi.mirror import mirror
+from xapitap.xapi.storable import Storable
 from xapitap.xapi.translate import DEFAULT_POLICY
 from xapitap.xapi.translate import Emitted
 from xapitap.xapi.translate import Policy
@@ -61,6 +68,7 @@ DEFAULT_SEEN_EVENTS = 200_000
 # Events translated from one request at most (a browser batch holds tens); the rest are
 # counted as rejected, so one request cannot hold translation for long.
 MAX_EVENTS_PER_REQUEST = 1_000
+NOT_ATTRIBUTED = "not attributed: no proxy login (xapi_participant=proxyauth)"
 
 # Whether a (platform, event id) was translated before this process saw it (the store).
 SeenBefore = Callable[[str, str], bool]
@@ -69,7 +77,7 @@ SeenBefore = Callable[[str, str], bool]
 @dataclass
 class Outcome:
     # Each statement with the event it came from (for its provenance in the store).
-    statements: list[tuple[m.Statement, AnyEvent]] = field(default_factory=list)
+    statements: list[tuple[Storable, AnyEvent]] = field(default_factory=list)
     # Statements our xAPI models refuse: never sent, kept with the reason.
     quarantined: list[tuple[Quarantined, AnyEvent]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
@@ -83,7 +91,7 @@ class Outcome:
     def count(self, platform: str, rule: str, skip: Skip, fate: Fate) -> None:
         self.tallies[Tally(platform, rule, skip.event_type, fate, skip.reason)] += 1
 
-    def add(self, emitted: list[Emitted], event: AnyEvent) -> None:
+    def add(self, emitted: Sequence[Storable | Quarantined], event: AnyEvent) -> None:
         for item in emitted:
             if isinstance(item, Quarantined):
                 self.quarantined.append((item, event))
@@ -101,7 +109,9 @@ class Pipeline:
         policy: Policy = DEFAULT_POLICY,
         seen_before: SeenBefore | None = None,
         max_seen_events: int = DEFAULT_SEEN_EVENTS,
+        platforms: Sequence[Platform] = (),
     ) -> None:
+        """`platforms`: more than the built-in ones (mapping files)."""
         self._privacy = privacy
         self._max_body_bytes = max_body_bytes
         self.sessions = sessions if sessions is not None else VideoSessions()
@@ -109,9 +119,11 @@ class Pipeline:
         self.seen_before = seen_before
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._max_seen = max_seen_events
+        self._extra = tuple(platforms)
+        self._platforms = registry(platforms)
 
     def matcher(self, extra_hosts: dict[str, list[str]] | None = None) -> Matcher:
-        return matcher(extra_hosts)
+        return matcher(extra_hosts, self._extra)
 
     def process(self, match: RuleMatch, capture: Capture) -> Outcome:
         rule = match.rule
@@ -121,13 +133,17 @@ class Pipeline:
             reason = f"body of {capture.cut_from} bytes exceeds the {self._max_body_bytes}-byte cap"
             return self._unreadable(out, rule.platform, rule.name, reason)
         try:
-            doc = decode_body(
-                capture.body,
-                capture.header("content-type"),
-                capture.header("content-encoding"),
-                self._max_body_bytes,
+            doc = (
+                decode_body(
+                    capture.body,
+                    capture.header("content-type"),
+                    capture.header("content-encoding"),
+                    self._max_body_bytes,
+                )
+                if rule.reads_body
+                else None  # the adapter reads the request itself
             )
-            extraction = reader_of(rule).extract(match, capture, doc)
+            extraction = reader_of(rule, self._platforms).extract(match, capture, doc)
         except (DecodeError, PayloadError) as e:
             return self._unreadable(out, rule.platform, rule.name, str(e))
         except ValidationError as e:  # an adapter read values that do not fit the event model
@@ -138,7 +154,8 @@ class Pipeline:
         for skip in extraction.rejected:
             out.errors.append(f"{rule.name}: {skip}")
             out.count(rule.platform, rule.name, skip, Fate.REJECTED)
-        events = _in_time_order([*extraction.events, *extraction.learning], capture.received_at)
+        found: list[AnyEvent] = [*extraction.events, *extraction.learning, *extraction.mirrored]
+        events = _in_time_order(found, capture.received_at)
         for event in events[MAX_EVENTS_PER_REQUEST:]:
             self._reject(out, event, f"over {MAX_EVENTS_PER_REQUEST} events in one request")
         for event in events[:MAX_EVENTS_PER_REQUEST]:
@@ -162,11 +179,14 @@ class Pipeline:
         if self._resent(seen_key):
             self._ignore(out, event, "resent (same event id)")
             return
+        if isinstance(event, MirroredEvent):  # its agents are replaced where they stand
+            self._apply_mirrored(event, capture, seen_key, out)
+            return
         who = self._privacy.actor(
             event.platform, event.origin, event.user_ref_kind, event.user_ref, capture.participant
         )
         if who is None:
-            self._ignore(out, event, "not attributed: no proxy login (xapi_participant=proxyauth)")
+            self._ignore(out, event, NOT_ATTRIBUTED)
             return
         home, name = who
         try:
@@ -223,6 +243,18 @@ class Pipeline:
         out.add([emitted], event)
         out.count(event.platform, event.rule, Skip(event.event_type, ""), Fate.TRANSLATED)
 
+    def _apply_mirrored(
+        self, event: MirroredEvent, capture: Capture, seen_key: tuple[str, str], out: Outcome
+    ) -> None:
+        made = mirror(event, self._privacy, capture.participant, self.policy)
+        if made is None:
+            self._ignore(out, event, NOT_ATTRIBUTED)
+            return
+        self._remember(seen_key)
+        out.translated.append(seen_key)
+        out.add([made], event)
+        out.count(event.platform, event.rule, Skip(event.event_type, ""), Fate.TRANSLATED)
+
     @staticmethod
     def _ignore(out: Outcome, event: AnyEvent, reason: str) -> None:
         skip = Skip(event.event_type, reason)
@@ -269,13 +301,17 @@ class Pipeline:
         return out
 
 
-def matcher(extra_hosts: dict[str, list[str]] | None = None) -> Matcher:
-    """The endpoint rules of every platform; hosts added for a platform carried by another
-    (Udacity, by Segment) are its carrier's collectors."""
+def matcher(
+    extra_hosts: dict[str, list[str]] | None = None, platforms: Iterable[Platform] = ()
+) -> Matcher:
+    """The endpoint rules of every platform, the built-in ones and `platforms` (mapping
+    files); hosts added for a platform carried by another (Udacity, by Segment) are its
+    carrier's collectors."""
+    known = registry(platforms)
     by_carrier: dict[str, list[str]] = {}
     for name, hosts in (extra_hosts or {}).items():
-        by_carrier.setdefault(carrier(name), []).extend(hosts)
-    return Matcher(all_rules(), by_carrier)
+        by_carrier.setdefault(carrier(name, known), []).extend(hosts)
+    return Matcher(all_rules(known.values()), by_carrier)
 
 
 def _first_words(reason: str, limit: int = 120) -> str:

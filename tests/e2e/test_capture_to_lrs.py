@@ -7,6 +7,7 @@ upstream instead.
 
 from __future__ import annotations
 
+import copy
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,18 @@ import requests
 
 import golden
 from support.local import cli
+from support.local import reading
 from support.local import stored
 from support.proxy import ADDON
 from support.proxy import MITMDUMP
 from support.proxy import Mitmdump
 from support.ralph import RalphLRS
 from support.ralph import validate_with_ralph
+from test_ralph_models import is_video_profile
 from test_ralph_models import ralph_gap
 from test_ralph_models import with_placeholders
 from xapitap.pseudonym import key_path_for
+from xapitap.xapi.vocab import SOURCE
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +56,29 @@ def send(proxy: Mitmdump, request: golden.Request) -> requests.Response:
     )
 
 
+def mirrored_apart_from_arrival(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Copies of pages' own statements without what the proxy's arrival time decides (the
+    timestamp it gives one that has none, and the ids made with it)."""
+    out = []
+    for statement in statements:
+        source = statement["context"]["extensions"][SOURCE]
+        if source["platform"] == "xapi":
+            rest = {k: v for k, v in statement.items() if k not in ("id", "timestamp")}
+            rest["context"] = copy.deepcopy(statement["context"])
+            del rest["context"]["extensions"][SOURCE]["eventId"]
+            out.append(rest)
+    return out
+
+
+def ralph_lrs_gap(statement: dict[str, Any]) -> str | None:
+    """Why Ralph 5.1.0's LRS refuses a valid statement: its API needs `object.id`
+    (ralph/api/models.py, LaxObjectField), which an Agent, Group or SubStatement object
+    (xAPI Data §2.4.4; a page's own statements, mirrored) has not."""
+    if "id" not in statement["object"]:
+        return "Ralph's LRS needs object.id"
+    return None
+
+
 def as_sent(statement: dict[str, Any]) -> dict[str, Any]:
     """A statement as the LRS returns it, less what the LRS adds."""
     return {k: v for k, v in statement.items() if k not in ("stored", "authority")}
@@ -67,6 +94,12 @@ def test_golden_case_through_the_proxy_into_ralph(
     with proxy:
         for request in case.requests():
             response = send(proxy, request)
+            if case.name.startswith("xapi/"):
+                # A page's own xAPI traffic is never answered by us; the golden LRSs are on
+                # .example hosts, which never resolve, so mitmproxy answers 502 (the answer of
+                # a real LRS passes through untouched: e2e/test_xapi_mirroring.py).
+                assert response.status_code == 502 and "x-xapitap" not in response.headers
+                continue
             assert response.status_code == 200, response.text
             assert response.headers["x-xapitap"] == "answered-locally"
     assert proxy.returncode == 0, proxy.output
@@ -78,16 +111,29 @@ def test_golden_case_through_the_proxy_into_ralph(
         # each request, which this test cannot replay: the golden test checks those exactly.
         # Here: the same videos, the same session frame, and all of it in the LRS.
         assert {s["object"]["id"] for s in ours} == {s["object"]["id"] for s in predicted}
-        verbs = [s["verb"]["display"]["en-US"] for s in ours]
-        assert not predicted or (verbs[0], verbs[-1]) == ("initialized", "terminated")
+        # Video sessions open and close so; learning statements (viewed, ...) stand alone.
+        verbs = [s["verb"]["display"]["en-US"] for s in ours if is_video_profile(s)]
+        assert not verbs or (verbs[0], verbs[-1]) == ("initialized", "terminated")
+        # Mirrored statements without a timestamp take the proxy's time, and their ids come
+        # from it: all else is as predicted.
+        assert mirrored_apart_from_arrival(ours) == mirrored_apart_from_arrival(predicted)
     else:
         assert ours == predicted
 
     in_lrs = [ralph.get(s["id"]) for s in ours]
-    assert [as_sent(s) for s in in_lrs if s] == ours, "the LRS holds exactly what we stored"
+    kept = [s for s in ours if not ralph_lrs_gap(s)]
+    assert [as_sent(s) for s in in_lrs if s] == kept, "the LRS holds exactly what we stored"
+    # What Ralph's LRS refuses, valid as it is, is dead-lettered with its reason, not lost.
+    with reading(proxy.store) as reader:
+        dead = {d.statement_id: d.reason for d in reader.dead_letters()}
+    assert {s["id"] for s in ours if ralph_lrs_gap(s)} == set(dead), dead
+    assert all("422" in reason and "object" in reason for reason in dead.values()), dead
 
     verdicts = validate_with_ralph([with_placeholders(s) for s in ours])
     for statement, verdict in zip(ours, verdicts, strict=True):
+        if not is_video_profile(statement):  # Ralph's own model where it has one, else its base
+            assert verdict["ok"] or verdict.get("base"), verdict
+            continue
         assert verdict["ok"] != bool(ralph_gap(statement)), verdict
 
 

@@ -16,7 +16,7 @@ from xapitap.store.records import Reject
 from xapitap.store.records import Route
 from xapitap.store.records import StateChanges
 from xapitap.store.records import TranslationState
-from xapitap.xapi.models import Statement
+from xapitap.xapi.storable import Storable
 
 # Accounting lines kept at most: event types come from the traffic, so past this many
 # lines new ones are counted under OTHER instead (a page cannot grow the table for ever).
@@ -37,7 +37,7 @@ class TranslationWriter(Door):
 
     def add(
         self,
-        items: Iterable[tuple[Statement, Provenance]],
+        items: Iterable[tuple[Storable, Provenance]],
         routes: Iterable[Route] = (),
         rejects: Iterable[Reject] = (),
         counters: Mapping[str, int] | None = None,

@@ -13,6 +13,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
@@ -32,6 +33,8 @@ from xapitap.matching import RuleMatch
 from xapitap.pipeline import Outcome
 from xapitap.pipeline import Pipeline
 from xapitap.platforms import all_rules
+from xapitap.platforms import registry
+from xapitap.platforms.base import Platform
 from xapitap.privacy import scrub
 from xapitap.privacy import scrub_body
 from xapitap.session import VideoSessions
@@ -44,8 +47,8 @@ from xapitap.store.records import StateChanges
 from xapitap.store.records import TranslationState
 from xapitap.translator import state as session_state
 from xapitap.translator.config import TranslationConfig
-from xapitap.xapi.models import Statement
 from xapitap.xapi.models import canonical_json
+from xapitap.xapi.storable import Storable
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ log = logging.getLogger(__name__)
 class _Batch:
     """What one transaction writes."""
 
-    statements: list[tuple[Statement, Provenance]] = field(default_factory=list)
+    statements: list[tuple[Storable, Provenance]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     quarantined: list[tuple[str, str, Provenance]] = field(default_factory=list)
     translated: list[tuple[str, str]] = field(default_factory=list)
@@ -82,9 +85,7 @@ class Translator:
         translator). Without it (a replay), start afresh and leave that state alone."""
         self._writer = writer
         self._resume = resume
-        self._rules: dict[str, EndpointRule] = {}
-        for rule in all_rules():
-            self._rules.setdefault(rule.name, rule)
+        self._rules = _rules_by_name(())
         saved = writer.load_state() if resume else TranslationState()
         self.next_seq = saved.next_seq
         self._config = _config(saved)
@@ -97,7 +98,10 @@ class Translator:
             self._pipeline = self._build(self._config)
 
     def _build(self, config: TranslationConfig) -> Pipeline:
-        pipeline = config.pipeline(self._sessions)
+        # The settings' mapping files bring rules of their own: the journal names them.
+        platforms = config.platforms()
+        self._rules = _rules_by_name(platforms)
+        pipeline = config.pipeline(self._sessions, platforms)
         # Resent events are recognised across restarts too (only this thread asks).
         pipeline.seen_before = self._writer.was_translated
         return pipeline
@@ -225,6 +229,14 @@ class Translator:
 
     def _routes(self) -> Sequence[Route]:
         return self._config.routes if self._config is not None else ()
+
+
+def _rules_by_name(platforms: Iterable[Platform]) -> dict[str, EndpointRule]:
+    """The rules a journal record may name: the built-in platforms' and `platforms`'."""
+    rules: dict[str, EndpointRule] = {}
+    for rule in all_rules(registry(platforms).values()):
+        rules.setdefault(rule.name, rule)
+    return rules
 
 
 def _config(saved: TranslationState) -> TranslationConfig | None:

@@ -116,14 +116,19 @@ class Score(_Model):
 
     @model_validator(mode="after")
     def _raw_within_bounds(self) -> Score:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("score.min is above score.max")
-        if self.raw is not None:
-            if self.min is not None and self.raw < self.min:
-                raise ValueError("score.raw is below score.min")
-            if self.max is not None and self.raw > self.max:
-                raise ValueError("score.raw is above score.max")
+        check_score_bounds(self.raw, self.min, self.max)
         return self
+
+
+def check_score_bounds(raw: float | None, low: float | None, high: float | None) -> None:
+    """xAPI's score rules: min ≤ raw ≤ max, for those given."""
+    if low is not None and high is not None and low > high:
+        raise ValueError("score.min is above score.max")
+    if raw is not None:
+        if low is not None and raw < low:
+            raise ValueError("score.raw is below score.min")
+        if high is not None and raw > high:
+            raise ValueError("score.raw is above score.max")
 
 
 class Result(_Model):
