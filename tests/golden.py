@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -23,6 +24,7 @@ from xapitap.capture import Capture
 from xapitap.decoding import DecodeError
 from xapitap.decoding import decompress
 from xapitap.pipeline import Pipeline
+from xapitap.platforms.base import Platform
 from xapitap.privacy import Privacy
 from xapitap.pseudonym import Pseudonymizer
 
@@ -110,14 +112,19 @@ def _request(spec: dict[str, Any]) -> Request:
     )
 
 
-def run(case: Case, key: bytes = TEST_KEY) -> list[dict[str, Any]]:
-    """What the pipeline makes of each request of the case, in order."""
-    return run_requests(case.requests(), key)
+def run(
+    case: Case, key: bytes = TEST_KEY, platforms: Sequence[Platform] = ()
+) -> list[dict[str, Any]]:
+    """What the pipeline makes of each request of the case, in order. `platforms`: more
+    than the built-in ones (mapping files)."""
+    return run_requests(case.requests(), key, platforms)
 
 
-def run_requests(requests: list[Request], key: bytes = TEST_KEY) -> list[dict[str, Any]]:
+def run_requests(
+    requests: list[Request], key: bytes = TEST_KEY, platforms: Sequence[Platform] = ()
+) -> list[dict[str, Any]]:
     """What the pipeline makes of each request, in order, and of the proxy stopping."""
-    pipeline = Pipeline(Privacy("pseudonym", Pseudonymizer(key)), MAX_BODY)
+    pipeline = Pipeline(Privacy("pseudonym", Pseudonymizer(key)), MAX_BODY, platforms=platforms)
     matcher = pipeline.matcher()
     results = []
     for request in requests:

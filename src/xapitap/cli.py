@@ -5,6 +5,7 @@ xapitap export [--store FILE] [--output FILE] [--format jsonl|csv] [--sessions] 
 xapitap status [--store FILE] [--participant ID]
 xapitap replay FILE... [--store FILE] [--dry-run] [LRS options] [translation options]
 xapitap dashboard [--store FILE] [--listen HOST:PORT] [--token-env VAR]
+xapitap check-mapping FILE [HAR_OR_FLOW] [--json]
 
 The read commands import neither mitmproxy nor the addon: they open the store's read model.
 """
@@ -35,6 +36,10 @@ from xapitap.dashboard.address import parse_listen
 from xapitap.dashboard.auth import check_token_option
 from xapitap.journal.segments import backlog
 from xapitap.journal.segments import journal_dir
+from xapitap.mappings import MappingError
+from xapitap.mappings import load as load_mapping
+from xapitap.mappings import platforms_of
+from xapitap.mappings import read_files
 from xapitap.platforms import NAMES
 from xapitap.pseudonym import key_path_for
 from xapitap.settings import OPTIONS
@@ -122,6 +127,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--completion-threshold", default="0.95")
     replay.add_argument("--xapi-version", default="1.0.3")
     replay.add_argument("--host", action="append", default=[], metavar="PLATFORM=HOST-GLOB")
+    replay.add_argument(
+        "--mapping",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a mapping file (xapi_mappings)",
+    )
+
+    check = sub.add_parser(
+        "check-mapping",
+        help="check a mapping file, and show what it makes of a recording (a dry run)",
+    )
+    check.add_argument("mapping", type=Path, metavar="FILE")
+    check.add_argument("recording", type=Path, nargs="?", metavar="HAR_OR_FLOW")
+    check.add_argument("--json", action="store_true", help="the statements as JSON lines")
 
     dashboard = sub.add_parser(
         "dashboard", help="serve the dashboard over a store (read-only; no proxy needed)"
@@ -138,6 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, passthrough = parser.parse_known_args(argv)
     if args.command != "run" and passthrough:
         parser.error(f"unrecognized arguments: {' '.join(passthrough)}")
+    if args.command == "check-mapping":  # no store: a dry run in memory
+        return _check_mapping(args)
     store_path = (args.store or paths.default_store()).expanduser()
     if args.command == "run":
         return _run(args, store_path, passthrough)
@@ -224,6 +246,7 @@ def _replay(args: argparse.Namespace, store_path: Path) -> int:
         xapi_completion_threshold=args.completion_threshold,
         xapi_version=args.xapi_version,
         xapi_hosts=args.host,
+        xapi_mappings=args.mapping,
         xapi_targets_file=args.targets_file,
         xapi_lrs_endpoint=args.lrs_endpoint,
         xapi_lrs_username=args.lrs_username,
@@ -249,7 +272,8 @@ def _replay(args: argparse.Namespace, store_path: Path) -> int:
         return 1
     try:
         config = TranslationConfig.of(settings)
-        summary = replay(args.files, store, config, matcher(settings.extra_hosts))
+        rules = matcher(settings.extra_hosts, platforms_of(settings.mappings))
+        summary = replay(args.files, store, config, rules)
         for line in summary.lines():
             print(f"xapitap replay: {line}" if not line.startswith(" ") else line)
         print(f"xapitap replay: store {store_path}")
@@ -276,13 +300,43 @@ def _dry_run(args: argparse.Namespace, settings: Settings, store_path: Path) -> 
         key_file = key if key.exists() else Path(scratch) / "dry-run.key"
         settings = dataclasses.replace(settings, key_file=key_file)
         config = TranslationConfig.of(settings).model_copy(update={"routes": ()})
-        summary = replay(args.files, scratch_store, config, matcher(settings.extra_hosts))
+        rules = matcher(settings.extra_hosts, platforms_of(settings.mappings))
+        summary = replay(args.files, scratch_store, config, rules)
         new = summary.statements
         if store_path.exists() and key.exists():
             new = _not_in(StoreFile(store_path), scratch_store)
     for line in summary.lines():
         print(f"xapitap replay (dry run): {line}" if not line.startswith(" ") else line)
     print(f"xapitap replay (dry run): {new} of them are not in {store_path}; nothing was changed")
+    return 0
+
+
+def _check_mapping(args: argparse.Namespace) -> int:
+    """Check a mapping file; with a recording, say what it would make of it (a dry run)."""
+    from xapitap.replay.check import describe_mapping
+    from xapitap.replay.check import dry_run
+    from xapitap.replay.check import statement_lines
+
+    try:
+        (file,) = read_files([str(args.mapping)])
+        mapping = load_mapping(file)
+    except MappingError as e:
+        print(f"xapitap check-mapping: {args.mapping} cannot be used:\n{e}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print("\n".join(describe_mapping(mapping)))
+    if args.recording is None:
+        return 0
+    if not args.recording.is_file():
+        print(f"xapitap check-mapping: no such file: {args.recording}", file=sys.stderr)
+        return 2
+    run = dry_run(mapping, [args.recording])
+    if args.json:
+        for line in statement_lines(run):
+            print(line)
+        return 0
+    print(f"dry run of {args.recording} (nothing is stored or sent):")
+    print("\n".join([*run.lines, *run.summary()]))
     return 0
 
 

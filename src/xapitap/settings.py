@@ -18,6 +18,10 @@ from xapitap.dashboard.address import Listen
 from xapitap.dashboard.address import parse_listen
 from xapitap.dashboard.auth import check_token_option
 from xapitap.decoding import DEFAULT_MAX_BYTES
+from xapitap.mappings import MappingError
+from xapitap.mappings import MappingFile
+from xapitap.mappings import load
+from xapitap.mappings import read_files
 from xapitap.privacy import ActorMode
 from xapitap.targets import Target
 from xapitap.targets import load_targets
@@ -100,6 +104,13 @@ OPTIONS: dict[str, tuple[type, object, str]] = {
         "Extra collector hosts, as PLATFORM=HOST-GLOB (e.g. segment=events.example.org), "
         "for platforms served from hosts of their own.",
     ),
+    "xapi_mappings": (
+        Sequence[str],
+        [],
+        "Mapping files (TOML) that describe the analytics of sites without a built-in "
+        "adapter (mappings.example/README.md); each is checked at start, and a mistake in one "
+        "stops the start with its line.",
+    ),
     "xapi_max_body_bytes": (
         int,
         DEFAULT_MAX_BYTES,
@@ -169,11 +180,22 @@ class Settings:
     dashboard_token: str = ""
     record: Path | None = None
     record_all: bool = False
+    # Mapping files as read at start: their text travels with the settings.
+    mappings: tuple[MappingFile, ...] = ()
 
 
 def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
     """Settings from option values; ValueError with a message a user can act on.
-    `platforms` are the names a user may write (xapi_hosts, a targets file's filters)."""
+    `platforms` are the names a user may write (xapi_hosts, a targets file's filters); the
+    sites of mapping files are added to them."""
+    files = values.get("xapi_mappings") or []
+    assert isinstance(files, Sequence)
+    try:
+        mappings = read_files([str(f) for f in files], platforms)
+        sites = [load(f, platforms).site.name for f in mappings]
+    except MappingError as e:
+        raise ValueError(f"xapi_mappings: a mapping file cannot be used:\n{e}") from None
+    platforms = [*platforms, *sites]
     store = str(values["xapi_store"]).strip()
     endpoint = str(values["xapi_lrs_endpoint"]).strip()
     username = str(values["xapi_lrs_username"])
@@ -247,6 +269,7 @@ def parse(values: dict[str, object], platforms: Sequence[str]) -> Settings:
         flush_seconds=flush,
         keep_unreadable=bool(values["xapi_keep_unreadable"]),
         journal_max_bytes=journal_mb * 2**20,
+        mappings=mappings,
     )
 
 

@@ -14,6 +14,7 @@ PURE = (
     "xapitap.decoding",
     "xapitap.events",
     "xapitap.ids",
+    "xapitap.mappings",
     "xapitap.matching",
     "xapitap.pipeline",
     "xapitap.platforms",

@@ -7,12 +7,17 @@ translation runs, and a journal replayed elsewhere translates the same way.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
 
+from xapitap.mappings import MappingError
+from xapitap.mappings import MappingFile
+from xapitap.mappings import platforms_of
 from xapitap.pipeline import Pipeline
+from xapitap.platforms.base import Platform
 from xapitap.privacy import ActorMode
 from xapitap.privacy import Privacy
 from xapitap.pseudonym import Pseudonymizer
@@ -21,6 +26,8 @@ from xapitap.pseudonym import load_or_create_key
 from xapitap.session import VideoSessions
 from xapitap.settings import Settings
 from xapitap.xapi.translate import Policy
+
+log = logging.getLogger(__name__)
 
 
 class RouteSpec(BaseModel):
@@ -38,6 +45,16 @@ class RouteSpec(BaseModel):
         return self.verbs is None or verb_iri in self.verbs
 
 
+class MappingText(BaseModel):
+    """A mapping file as the proxy read it at start: its text, not its path, is what
+    translation uses, so that a journal translated later gives the same statements."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    text: str
+
+
 class TranslationConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -50,6 +67,7 @@ class TranslationConfig(BaseModel):
     max_body_bytes: int
     keep_unreadable: bool = False
     routes: tuple[RouteSpec, ...] = ()
+    mappings: tuple[MappingText, ...] = ()
 
     @classmethod
     def of(cls, s: Settings) -> TranslationConfig:
@@ -65,12 +83,33 @@ class TranslationConfig(BaseModel):
             routes=tuple(
                 RouteSpec(name=t.name, platforms=t.platforms, verbs=t.verbs) for t in s.targets
             ),
+            mappings=tuple(MappingText(path=f.path, text=f.text) for f in s.mappings),
         )
 
-    def pipeline(self, sessions: VideoSessions) -> Pipeline:
+    def platforms(self) -> tuple[Platform, ...]:
+        """The mapping files' platforms. One that no longer passes the checks (a newer
+        xapitap reads an older journal) is left out, with a message: its requests are then
+        counted as unreadable, and nothing else stops."""
+        found: list[Platform] = []
+        for m in self.mappings:
+            try:
+                found += platforms_of([MappingFile(m.path, m.text)])
+            except MappingError as e:
+                log.error("the mapping file %s of these settings cannot be used:\n%s", m.path, e)
+        return tuple(found)
+
+    def pipeline(
+        self, sessions: VideoSessions, platforms: tuple[Platform, ...] | None = None
+    ) -> Pipeline:
+        """The pipeline these settings make; `platforms`: the mapping files' (when they are
+        at hand already)."""
         key = load_or_create_key(Path(self.key_file))
         privacy = Privacy(self.actor, Pseudonymizer(key), self.participant, self.user_agent)
         policy = Policy(
             completion_threshold=self.completion_threshold, xapi_version=self.xapi_version
         )
-        return Pipeline(privacy, self.max_body_bytes, sessions=sessions, policy=policy)
+        if platforms is None:
+            platforms = self.platforms()
+        return Pipeline(
+            privacy, self.max_body_bytes, sessions=sessions, policy=policy, platforms=platforms
+        )
