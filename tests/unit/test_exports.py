@@ -125,3 +125,23 @@ def test_times_are_read_as_utc(tmp_path: Path) -> None:
     path, _ = filled(tmp_path)
     refused = cli("export", "--store", str(path), "--since", "yesterday", check=False)
     assert refused.returncode == 2 and "--since" in refused.stderr
+
+
+def test_learning_results_have_columns_of_their_own(tmp_path: Path) -> None:
+    """A quiz answer's success, score and response, and an item's progress, read back as
+    the golden mapping case's statements say them."""
+    path = tmp_path / "s.sqlite3"
+    expected = json.loads(
+        (golden.FIXTURES / "mappings/lernwerk/learning-events.expected.json").read_text()
+    )
+    items = [Statement.model_validate(s) for r in expected for s in r.get("statements", [])]
+    writer = StoreFile(path).writer()
+    writer.add((s, Provenance("lernwerk", "lernwerk.collect", s.id, "f")) for s in items)
+    writer.close()
+    by_verb = {r["verb"]: r for r in rows(path, "--format", "csv")}
+    answered, completed = by_verb["answered"], by_verb["completed"]
+    assert (answered["success"], answered["score_scaled"]) == ("true", "1.0")
+    assert answered["response"] == "mitochondrion" and answered["item_progress"] == ""
+    assert completed["item_progress"] == "100" and completed["completion"] == "true"
+    assert by_verb["searched"]["response"] == "mitosis vs meiosis"
+    assert by_verb["viewed"]["success"] == by_verb["viewed"]["response"] == ""
