@@ -209,7 +209,7 @@ class _Decider:
             self._settings_changes(pos)
         match e.kind:
             case Kind.INITIALIZED:
-                pass  # a second initialized in one session says nothing new
+                self._seen_at(pos)  # a second initialized says nothing new but where it is
             case Kind.PLAYED:
                 self._played(pos)
             case Kind.PROGRESS:
@@ -475,8 +475,16 @@ class _Decider:
             began = self.t
         return max(began, s.last_at) if s.last_at else began
 
+    def _seen_at(self, pos: float | None) -> None:
+        """An event that is no report of playback (a settings change, a platform's completion)
+        still says where the playhead is: while playing, it is judged as a heartbeat would
+        be, so a playhead that jumped there is a seek, not a stretch played."""
+        if self.s.playing:
+            self._progress(pos)
+
     def _interacted(self, pos: float | None) -> None:
         s, e = self.s, self.e
+        self._seen_at(pos)
         if e.interaction is not None and e.interaction.speed is not None:
             s.reported_rate = _rate(e.interaction.speed) or s.reported_rate
         at = pos if pos is not None else s.position
@@ -487,6 +495,7 @@ class _Decider:
         completion needs the played segments to reach the threshold."""
         s, e = self.s, self.e
         if not (e.ends_playback and s.playing):
+            self._seen_at(pos)
             return  # the video may play on (a lecture API marking the item)
         self._stop(pos)
         before = len(self.out)

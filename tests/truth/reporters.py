@@ -794,13 +794,18 @@ def openedx(
     requests = [replace(r, body=json.loads(r.body)["form"].encode()) for r in sent]
     reports = [Report(m.t, m.position) for m in out.msgs if m.position is not None]
     # Every stretch's start and end is reported (plays, pauses, seeks, speeds, the end),
-    # unless the learner leaves while it plays: nothing is sent then.
+    # unless the learner leaves while it plays: nothing is sent then. A stall is not: the
+    # positions that complete_video and the settings events report while "playing" then
+    # measure a slower rate than the player's (as Segment's heartbeats would).
     left_playing = timeline.mode_at(timeline.end_time - 1e-6) in ("playing", "stalled")
     return Traffic(
         requests,
         reports,
         platform_completed=completion is not None,
-        exact=timeline.started and not left_playing and _quiet_enough(requests),
+        exact=timeline.started
+        and not left_playing
+        and not timeline.has("stall")
+        and _quiet_enough(requests),
     )
 
 

@@ -51,7 +51,11 @@ from support.fidelity import verb
 from support.fidelity import verbs
 from support.fidelity import video_controls
 from support.fidelity import watched
+from support.sessions import run_events
+from support.sessions import video_event
+from xapitap.events import Kind
 from xapitap.xapi import vocab as v
+from xapitap.xapi.models import Statement
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -682,3 +686,35 @@ def test_d19_udemy_volume_without_a_level_is_not_an_empty_interacted() -> None:
         says = [key for key in _SETTINGS if ext(s, key) is not None]
         flagged = [name for name in source(s).get("missing", []) if "volume" in name]
         assert says or flagged, f"an interacted that says nothing, unflagged{rows([s])}"
+
+
+# --- D20: a settings change or a platform's completion moved the playhead unchecked ---------
+
+
+def test_d20_a_settings_change_after_a_silent_drag_does_not_claim_the_drag() -> None:
+    """Udemy: play at 0, drag to 100 s (a drag this site reports nowhere), change quality at
+    100 s 5 s later, pause at 101 s. Only 0-5 and 100-101 were played: the interaction's
+    position is judged like any report of the playhead, not taken as where playback went."""
+    run = Run()
+    run.post(UDEMY_CONTROLS, video_controls("video play", 0), 0.1)
+    run.post(UDEMY_CONTROLS, video_controls("video hd: 720", 100_000), 5.1)
+    run.post(UDEMY_CONTROLS, video_controls("video pause", 101_000), 6.1)
+    run.finish()
+    over = beyond_truth(claimed(run.statements), [(0.0, 5.0), (100.0, 101.0)])
+    assert not over, f"claims never-played stretches {over}{rows(run.statements)}"
+    assert "seeked" in verbs(run.statements), rows(run.statements)
+
+
+def test_d20_a_platform_completion_far_ahead_does_not_claim_the_gap() -> None:
+    """Open edX's complete_video (which does not stop the player) reports where the playhead
+    is: played 0-10, dragged silently to 190, marked complete there, paused at 192."""
+    events = [
+        video_event(Kind.PLAYED, 0, position=0.0, length=200.0),
+        video_event(Kind.PROGRESS, 10, position=10.0, length=200.0),
+        video_event(Kind.COMPLETED, 12, position=190.0, length=200.0, platform_completed=True),
+        video_event(Kind.PAUSED, 14, position=192.0, length=200.0),
+    ]
+    statements = [json.loads(s.to_json()) for s in run_events(events) if isinstance(s, Statement)]
+    over = beyond_truth(claimed(statements), [(0.0, 12.0), (190.0, 192.0)])
+    assert not over, f"claims never-played stretches {over}{rows(statements)}"
+    assert "completed" not in verbs(statements), rows(statements)
