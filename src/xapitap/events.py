@@ -109,6 +109,9 @@ class VideoEvent(PlatformEvent):
     # For COMPLETED: the player reached the end (playback stops), as opposed to a lecture API
     # marking the item complete while the video may play on.
     ends_playback: bool = False
+    # False for an event that is no evidence the player was opened (Udemy's completed-lectures,
+    # which a tick in the course menu also sends): it joins an open session, or is ignored.
+    opens_session: bool = True
     # For WATCHED from a report of the player's state at each flush (YouTube's pings): the
     # state after the stretch. `playing`: it goes on (no pause is claimed); `paused`: it ended
     # in a pause, and a paused session hears nothing new. None: the stretch ended in a pause

@@ -214,6 +214,10 @@ class VideoSessions:
             gone = self._ended.get(key)
             if gone is not None and (event.timestamp <= gone.at or event.kind in _CLOSING_KINDS):
                 return Routed(None, ended, "event for a session that has ended")
+            if not event.opens_session:
+                # E.g. a lecture ticked complete in a course menu while no player of it is
+                # seen: it shows neither that the video was opened nor that it played.
+                return Routed(None, ended, "joins an open session only, and none is open")
             session = self._new(key, actor, actor_home, event, seen_at)
         if event.kind in _PLAY_KINDS:
             ended += self._end_others(session, event)

@@ -185,6 +185,7 @@ def test_every_field_round_trips_even_unusual_values() -> None:
         platform_completed=True,
         ends_playback=True,
         reported_state="paused",
+        opens_session=False,
     )
     defaults = {n: f.default for n, f in VideoEvent.model_fields.items() if not f.is_required()}
     unset = [n for n, default in defaults.items() if getattr(event, n) == default]

@@ -207,6 +207,7 @@ def _player(
         reports_seeks=spec.reports_seeks,
         platform_completed=completed,
         ends_playback=spec.ends_playback,
+        opens_session=spec.opens_session,
     )
 
 

@@ -77,6 +77,7 @@ class EventSpec:
     cadence: float | None = None
     reports_seeks: bool = True
     ends_playback: bool = False
+    opens_session: bool = True
     platform_completed: Sources | bool = False
     require: tuple[str, ...] = ()
 

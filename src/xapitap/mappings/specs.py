@@ -32,6 +32,7 @@ PLAYER = (
     "cadence",
     "reports_seeks",
     "ends_playback",
+    "opens_session",
     "platform_completed",
 )
 LEARNING = ("object", "result")
@@ -325,7 +326,7 @@ class SpecChecker:
                 self.problems.add(where, "cadence is more than 0 and at most 3600 seconds")
             else:
                 spec["cadence"] = float(value)
-        for key in ("reports_seeks", "ends_playback"):
+        for key in ("reports_seeks", "ends_playback", "opens_session"):
             if key in merged:
                 value, where = merged[key]
                 if not isinstance(value, bool):

@@ -208,6 +208,7 @@ def _completed_lecture(rule: RuleMatch, capture: Capture, doc: Any) -> Extractio
         rule.params["course"],
         lecture,
         event_type="completed-lecture",
+        opens_session=False,  # also sent by a tick in the course menu, for any lecture
     )
     return Extraction(events=[event])
 

@@ -271,7 +271,13 @@ def _lecture_completed(item: _Item, out: Extraction) -> None:
         video, course_act = lecture_video(origin, course, lecture)
         # The platform's record, sent while the video may play on: not the player's end.
         out.events.append(
-            VideoEvent(**item.common(), kind=Kind.COMPLETED, video=video, groupings=(course_act,))
+            VideoEvent(
+                **item.common(),
+                kind=Kind.COMPLETED,
+                video=video,
+                groupings=(course_act,),
+                opens_session=False,  # the platform's rule, not a sign of a player
+            )
         )
         return
     out.learning.append(
