@@ -327,7 +327,8 @@ def test_requests_that_need_no_body_never_leave_the_loop(
     tap: tuple[XapiTap, taddons.context], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Other traffic costs a set lookup and the host/path checks; host-bound rules match
-    without reading the body; neither goes to a thread."""
+    without reading the body, and a request without a body is judged by its headers alone
+    (a GET `/about` of any site, Open edX's GET page_close): none goes to a thread."""
     addon, _ = tap
     addon.running()
 
@@ -342,6 +343,13 @@ def test_requests_that_need_no_body_never_leave_the_loop(
     ]:
         assert addon.request(flow(method, url, b'{"type":"track","writeKey":"k"}')) is None
     waiting = addon.request(flow("POST", "https://api.segment.io/v1/t", SEGMENT.read_bytes()))
+    assert waiting is not None
+    asyncio.run(waiting)
+    for url in ("https://example.org/about", "https://example.org/event?event_type=page_close"):
+        assert addon.request(flow("GET", url, b"", {})) is None
+    login = {"cookie": 'edx-user-info="{\\"username\\": \\"ann\\"}"; edxloggedin=true'}
+    close = "https://lms.example.org/event?event_type=page_close&event=&page=https%3A%2F%2Flms"
+    waiting = addon.request(flow("GET", close, b"", login))
     assert waiting is not None
     asyncio.run(waiting)
 
@@ -407,3 +415,54 @@ def test_ticks_follow_the_traffics_clock_so_a_rerun_recording_keeps_its_sessions
     reader.close()
     assert ticks, "the proxy journals its clock"
     assert all(0 < r.time - f.request.timestamp_start < 60 for r in ticks)
+
+
+# A page's own xAPI traffic (a Storyline package's statement to its LRS).
+XAPI_STATEMENT = {
+    "id": "3f0c9a7e-2b1d-4c5e-9f8a-7b6c5d4e3f21",
+    "actor": {"mbox": "mailto:jane@university.example"},
+    "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+    "object": {"id": "urn:articulate:storyline:5Ujw93Dh98n"},
+    "timestamp": "2024-05-06T10:15:03.123Z",
+}
+XAPI_HEADERS = {
+    "content-type": "application/json",
+    "x-experience-api-version": "1.0.3",
+    "origin": "https://course.university.example",
+}
+
+
+def test_xapi_requests_and_their_preflights_are_never_answered_locally(
+    tap: tuple[XapiTap, taddons.context], tmp_path: Path
+) -> None:
+    addon, tctx = tap
+    tctx.configure(addon, xapi_answer_locally=True)
+    addon.running()
+    body = json.dumps([XAPI_STATEMENT]).encode()
+    f = flow("POST", "https://lrs.example/xapi/statements", body, XAPI_HEADERS)
+    before = f.request.get_state()
+    waiting = addon.request(f)
+    assert waiting is not None
+    asyncio.run(waiting)
+    assert f.response is None and f.request.get_state() == before
+    preflight = flow(
+        "OPTIONS",
+        "https://lrs.example/xapi/statements",
+        b"",
+        {
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type,x-experience-api-version",
+            "origin": "https://course.university.example",
+        },
+    )
+    addon.request(preflight)
+    assert preflight.response is None
+    # ... while analytics requests are still answered: the option is on.
+    segment = flow("POST", "https://api.segment.io/v1/t", SEGMENT.read_bytes())
+    waiting = addon.request(segment)
+    assert waiting is not None
+    asyncio.run(waiting)
+    assert segment.response is not None
+    addon.stop()
+    copies = [s for s in stored(tmp_path / "s.sqlite3") if s["verb"]["id"].endswith("experienced")]
+    assert len(copies) == 1 and copies[0]["actor"]["account"]["name"] != "jane"

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+from test_capture_to_lrs import lrs_options
+from test_capture_to_lrs import send
 
 import golden
 from support.local import stored
@@ -141,12 +142,7 @@ def ours_lrs() -> Iterator[RalphLRS]:
 def proxy_with_key(tmp_path: Path, ralph: RalphLRS) -> Mitmdump:
     proxy = Mitmdump(
         tmp_path,
-        "--set",
-        f"xapi_lrs_endpoint={ralph.url}",
-        "--set",
-        f"xapi_lrs_username={ralph.username}",
-        "--set",
-        f"xapi_lrs_password={ralph.password}",
+        *lrs_options(ralph),
         "--set",
         "xapi_answer_locally=true",  # never for xAPI: it must make no difference
         "--set",
@@ -172,18 +168,6 @@ def pages_requests(lrs: ThirdPartyLrs) -> list[tuple[str, golden.Request]]:
                 url = url.replace(host, lrs.url)
             out.append((name, dataclasses.replace(request, url=url)))
     return out
-
-
-def send(proxy: Mitmdump, request: golden.Request) -> requests.Response:
-    return requests.request(
-        request.method,
-        request.url,
-        data=request.body,
-        headers=request.headers,
-        proxies=proxy.proxies,
-        verify=str(proxy.ca),
-        timeout=30,
-    )
 
 
 def predicted_copies(names: set[str]) -> list[dict[str, Any]]:
