@@ -357,8 +357,11 @@ class XapiTap:
         )
         if found is None:
             return None  # the rest of it here, after one host/path check per rule
-        if found.needs_body:
+        if found.needs_body and req.raw_content:
             return self._settle(flow, found, self.settings.max_body_bytes)
+        if found.needs_body:  # nothing to decode: its checks read headers (a GET's cookies)
+            match = found.settle(req.headers.get, lambda: b"")
+            return None if match is None else self._accept(flow, match)
         return self._accept(flow, found.matches[0])
 
     async def _settle(self, flow: http.HTTPFlow, found: Candidates, max_bytes: int) -> None:
